@@ -1,0 +1,125 @@
+// Package chains describes Docker's daemon-level and per-network firewall
+// semantics (the DOCKER, DOCKER-USER and DOCKER-ISOLATION chains of the
+// classic bridge driver) as a set of nftables objects for package nft to
+// program. It never talks to the kernel itself.
+package chains
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+)
+
+// DaemonConfig holds the daemon-wide options that shape every network's rules.
+type DaemonConfig struct {
+	// UserlandProxy is Docker's --userland-proxy. When false ("hairpin"
+	// mode) the nat OUTPUT jump also covers 127.0.0.0/8, published ports
+	// are DNATed for packets from the container's own bridge, and local
+	// sources leaving a bridge are masqueraded.
+	UserlandProxy bool
+	// IPv6 enables the ip6 table (Docker's --ip6tables).
+	IPv6 bool
+	// AllowDirectRouting is Docker's --allow-direct-routing. When false
+	// (the default, "protected" mode) packets routed directly to a
+	// container address from outside its bridge are dropped.
+	AllowDirectRouting bool
+	// IPForward asks Init to turn on IP forwarding in the namespace when it
+	// is off, instead of failing.
+	IPForward bool
+}
+
+// NetworkConfig describes one bridge network. ICC and Masquerade have no
+// implicit default: set them as Docker's defaults do (both true) unless the
+// network options say otherwise.
+type NetworkConfig struct {
+	// Name is the network's name (1 to 64 characters of [A-Za-z0-9_.-]).
+	Name string
+	// Bridge is the bridge interface name (at most 15 bytes). The bridge
+	// need not exist yet: rules match interface names.
+	Bridge string
+	// Subnet4 is the IPv4 subnet (required).
+	Subnet4 netip.Prefix
+	// Subnet6 is the optional IPv6 prefix; it is used only when the
+	// daemon has IPv6 enabled.
+	Subnet6 netip.Prefix
+	// Internal networks have no NAT and no way in or out.
+	Internal bool
+	// ICC is com.docker.network.bridge.enable_icc.
+	ICC bool
+	// Masquerade is com.docker.network.bridge.enable_ip_masquerade.
+	Masquerade bool
+	// HostIPv4 is com.docker.network.host_ipv4: SNAT to this address
+	// instead of MASQUERADE. Zero means masquerade.
+	HostIPv4 netip.Addr
+	// HostIPv6 is com.docker.network.host_ipv6.
+	HostIPv6 netip.Addr
+	// HostBindingIPv4 is com.docker.network.bridge.host_binding_ipv4, the
+	// default host address for published ports. Zero means 0.0.0.0.
+	HostBindingIPv4 netip.Addr
+}
+
+// FieldError reports a bad input value; it names the field and the value.
+type FieldError struct {
+	Field  string
+	Value  string
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("invalid %s %q: %s", e.Field, e.Value, e.Reason)
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// ValidateIfName checks an interface name the way the kernel does.
+func ValidateIfName(field, name string) error {
+	switch {
+	case name == "":
+		return &FieldError{field, name, "must not be empty"}
+	case len(name) > 15:
+		return &FieldError{field, name, fmt.Sprintf("interface names are at most 15 bytes, this one has %d", len(name))}
+	}
+	for _, c := range name {
+		if c == '/' || c == ' ' || c == ':' || c < 0x21 || c > 0x7e || c == '"' {
+			return &FieldError{field, name, "interface names may not contain '/', ':', '\"', spaces or control characters"}
+		}
+	}
+	return nil
+}
+
+// Validate checks the configuration on its own (not against other networks).
+func (c NetworkConfig) Validate() error {
+	if !nameRE.MatchString(c.Name) {
+		return &FieldError{"name", c.Name, "must be 1-64 characters of letters, digits, '_', '.', '-', starting with a letter or digit"}
+	}
+	if err := ValidateIfName("bridge", c.Bridge); err != nil {
+		return err
+	}
+	if !c.Subnet4.IsValid() {
+		return &FieldError{"subnet", c.Subnet4.String(), "an IPv4 subnet is required"}
+	}
+	if !c.Subnet4.Addr().Is4() {
+		return &FieldError{"subnet", c.Subnet4.String(), "the first subnet must be IPv4"}
+	}
+	if c.Subnet4 != c.Subnet4.Masked() {
+		return &FieldError{"subnet", c.Subnet4.String(), fmt.Sprintf("has host bits set (did you mean %s?)", c.Subnet4.Masked())}
+	}
+	if c.Subnet6.IsValid() {
+		if !c.Subnet6.Addr().Is6() || c.Subnet6.Addr().Is4In6() {
+			return &FieldError{"subnet", c.Subnet6.String(), "the second subnet must be IPv6"}
+		}
+		if c.Subnet6 != c.Subnet6.Masked() {
+			return &FieldError{"subnet", c.Subnet6.String(), fmt.Sprintf("has host bits set (did you mean %s?)", c.Subnet6.Masked())}
+		}
+	}
+	if c.HostIPv4.IsValid() && !c.HostIPv4.Is4() {
+		return &FieldError{"com.docker.network.host_ipv4", c.HostIPv4.String(), "must be an IPv4 address"}
+	}
+	if c.HostIPv6.IsValid() && (!c.HostIPv6.Is6() || c.HostIPv6.Is4In6()) {
+		return &FieldError{"com.docker.network.host_ipv6", c.HostIPv6.String(), "must be an IPv6 address"}
+	}
+	if c.HostBindingIPv4.IsValid() && !c.HostBindingIPv4.Is4() {
+		return &FieldError{"com.docker.network.bridge.host_binding_ipv4", c.HostBindingIPv4.String(), "must be an IPv4 address"}
+	}
+	return nil
+}
