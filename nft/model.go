@@ -1,0 +1,264 @@
+package nft
+
+import (
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+)
+
+// Family is an nftables address family. dnft uses one table per IP family.
+type Family uint8
+
+// The families dnft programs.
+const (
+	IPv4 Family = unix.NFPROTO_IPV4
+	IPv6 Family = unix.NFPROTO_IPV6
+)
+
+// String returns the nft keyword of the family ("ip" or "ip6").
+func (f Family) String() string {
+	if f == IPv6 {
+		return "ip6"
+	}
+	return "ip"
+}
+
+// Families lists IPv4 then IPv6.
+var Families = [2]Family{IPv4, IPv6}
+
+// ChainType is the type of a base chain.
+type ChainType string
+
+// Base chain types.
+const (
+	TypeFilter ChainType = "filter"
+	TypeNAT    ChainType = "nat"
+)
+
+// Hook is a netfilter hook.
+type Hook uint8
+
+// The hooks dnft attaches base chains to.
+const (
+	HookPrerouting  Hook = unix.NF_INET_PRE_ROUTING
+	HookInput       Hook = unix.NF_INET_LOCAL_IN
+	HookForward     Hook = unix.NF_INET_FORWARD
+	HookOutput      Hook = unix.NF_INET_LOCAL_OUT
+	HookPostrouting Hook = unix.NF_INET_POST_ROUTING
+)
+
+// Priorities that mirror iptables' tables.
+const (
+	PriorityRaw    int32 = -300
+	PriorityDstNAT int32 = -100
+	PriorityFilter int32 = 0
+	PrioritySrcNAT int32 = 100
+)
+
+// Base makes a chain a base chain attached to a hook. Policy is always
+// accept: dnft never drops by policy.
+type Base struct {
+	Type     ChainType
+	Hook     Hook
+	Priority int32
+}
+
+// Chain is a chain of a dnft table.
+type Chain struct {
+	Family Family
+	Name   string
+	// Base is nil for a regular chain.
+	Base *Base
+}
+
+// Field is one part of a lookup key or an element key.
+type Field uint8
+
+// Key fields. Addresses take the family of the table.
+const (
+	FieldIIFName Field = iota + 1 // meta iifname (16 bytes)
+	FieldOIFName                  // meta oifname (16 bytes)
+	FieldSaddr                    // ip/ip6 saddr
+	FieldDaddr                    // ip/ip6 daddr
+	FieldL4Proto                  // meta l4proto
+	FieldDport                    // th dport (tcp, udp and sctp alike)
+	FieldSport                    // th sport
+)
+
+// DataKind is what a map stores per element.
+type DataKind uint8
+
+// Map data kinds.
+const (
+	DataNone     DataKind = iota // a plain set
+	DataVerdict                  // a verdict map
+	DataAddrPort                 // address . port (a DNAT target)
+)
+
+// Set is a named set or map in a dnft table.
+type Set struct {
+	Family Family
+	Name   string
+	Key    []Field
+	Data   DataKind
+	// Interval makes the key a prefix (single-field address keys only).
+	Interval bool
+	// Counter keeps a packet/byte counter on every element.
+	Counter bool
+	// Comment is stored with the set and read back.
+	Comment string
+}
+
+// Value is one field of an element key.
+type Value struct {
+	Name  string     // FieldIIFName, FieldOIFName
+	Addr  netip.Addr // FieldSaddr, FieldDaddr
+	Proto uint8      // FieldL4Proto
+	Port  uint16     // FieldDport, FieldSport
+}
+
+// Ifname, Addr, Proto and Port build key values.
+func Ifname(s string) Value { return Value{Name: s} }
+
+// Addr is a key value holding an address.
+func Addr(a netip.Addr) Value { return Value{Addr: a} }
+
+// Proto is a key value holding an IP protocol number.
+func Proto(p uint8) Value { return Value{Proto: p} }
+
+// Port is a key value holding a transport port.
+func Port(p uint16) Value { return Value{Port: p} }
+
+// Element is one element of a set or map.
+type Element struct {
+	Key []Value
+	// Prefix is the key of an interval set instead of Key.
+	Prefix netip.Prefix
+	// Verdict is the data of a verdict map element.
+	Verdict *Verdict
+	// Target is the data of a DataAddrPort map element.
+	Target netip.AddrPort
+	// Comment is stored with the element (at most 128 bytes) and read back.
+	Comment string
+}
+
+// VerdictKind is a verdict.
+type VerdictKind uint8
+
+// Verdict kinds.
+const (
+	Accept VerdictKind = iota + 1
+	Drop
+	Return
+	Jump
+	Goto
+)
+
+// Verdict is a verdict, with the target chain for Jump and Goto.
+type Verdict struct {
+	Kind  VerdictKind
+	Chain string
+}
+
+// Match is one condition of a rule. Only this package's types implement it.
+type Match interface{ isMatch() }
+
+// Dir says which side of a packet a match looks at.
+type Dir uint8
+
+// Directions.
+const (
+	In  Dir = iota + 1 // input interface / source address
+	Out                // output interface / destination address
+)
+
+// IfName matches the input (In) or output (Out) interface name.
+type IfName struct {
+	Dir  Dir
+	Name string
+	Neg  bool
+}
+
+// Prefix matches the source (In) or destination (Out) address against a
+// prefix of the table's family.
+type Prefix struct {
+	Dir    Dir
+	Prefix netip.Prefix
+	Neg    bool
+}
+
+// FibLocal matches when the source (In) or destination (Out) address is a
+// local address of the namespace (iptables' -m addrtype --src/dst-type LOCAL).
+type FibLocal struct {
+	Dir Dir
+	Neg bool
+}
+
+// CtEstablished matches conntrack state established or related.
+type CtEstablished struct{}
+
+// L4 matches a transport protocol and, when Dport or Sport is not zero, a
+// destination or source port.
+type L4 struct {
+	Proto uint8
+	Dport uint16
+	Sport uint16
+}
+
+// Lookup matches when the key built from Fields is (or with Neg, is not)
+// in the named set.
+type Lookup struct {
+	Fields []Field
+	Set    string
+	Neg    bool
+}
+
+func (IfName) isMatch()        {}
+func (Prefix) isMatch()        {}
+func (FibLocal) isMatch()      {}
+func (CtEstablished) isMatch() {}
+func (L4) isMatch()            {}
+func (Lookup) isMatch()        {}
+
+// Action is what a rule does when all its matches hold. Only this package's
+// types implement it.
+type Action interface{ isAction() }
+
+// VMap dispatches through a verdict map keyed by Fields.
+type VMap struct {
+	Fields []Field
+	Map    string
+}
+
+// Masquerade is the masquerade statement.
+type Masquerade struct{}
+
+// SNAT rewrites the source address.
+type SNAT struct{ Addr netip.Addr }
+
+// DNAT rewrites the destination to a fixed address and port.
+type DNAT struct{ To netip.AddrPort }
+
+// DNATMap rewrites the destination to the address . port found in a
+// DataAddrPort map under the key built from Fields; no element, no change.
+type DNATMap struct {
+	Fields []Field
+	Map    string
+}
+
+func (Verdict) isAction()    {}
+func (VMap) isAction()       {}
+func (Masquerade) isAction() {}
+func (SNAT) isAction()       {}
+func (DNAT) isAction()       {}
+func (DNATMap) isAction()    {}
+
+// Rule is one rule. Every rule dnft writes carries a counter, and its
+// comment identifies it so that it can be found and deleted later.
+type Rule struct {
+	Family  Family
+	Chain   string
+	Match   []Match
+	Action  Action
+	Comment string
+}

@@ -1,0 +1,324 @@
+package nft
+
+import (
+	"fmt"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+)
+
+// maxElemsPerMsg bounds the elements of one NEWSETELEM/DELSETELEM message:
+// google/nftables v0.3.0 silently truncates lists whose nested attribute
+// exceeds 64 KiB. Chunks still travel in one batch.
+const maxElemsPerMsg = 1000
+
+// maxCommentLen is the kernel's limit on a comment (NFT_USERDATA_MAXLEN is
+// 256 bytes including type, length and NUL).
+const maxCommentLen = 250
+
+// Tx collects the changes of one operation. Nothing reaches the kernel
+// until [Conn.Apply]. The first invalid change is remembered and returned
+// by Apply, which then sends nothing.
+type Tx struct {
+	ops []op
+	err error
+}
+
+type opKind uint8
+
+const (
+	opAddTable opKind = iota + 1
+	opDelTable
+	opAddChain
+	opFlushChain
+	opDelChain
+	opAddRule
+	opInsertRule
+	opDelRule
+	opAddSet
+	opDelSet
+	opFlushSet
+	opAddElems
+	opDelElems
+)
+
+type op struct {
+	kind   opKind
+	fam    Family
+	name   string
+	chain  Chain
+	rule   Rule
+	handle uint64
+	set    Set
+	elems  []Element
+}
+
+// Len returns the number of queued changes.
+func (tx *Tx) Len() int { return len(tx.ops) }
+
+func (tx *Tx) add(o op) { tx.ops = append(tx.ops, o) }
+
+// AddTable creates dnft's table of the family if it does not exist.
+func (tx *Tx) AddTable(f Family) { tx.add(op{kind: opAddTable, fam: f}) }
+
+// DeleteTable deletes dnft's table of the family with everything in it.
+func (tx *Tx) DeleteTable(f Family) { tx.add(op{kind: opDelTable, fam: f}) }
+
+// AddChain creates a chain if it does not exist.
+func (tx *Tx) AddChain(c Chain) { tx.add(op{kind: opAddChain, fam: c.Family, chain: c}) }
+
+// FlushChain removes every rule of a chain.
+func (tx *Tx) FlushChain(f Family, name string) {
+	tx.add(op{kind: opFlushChain, fam: f, chain: Chain{Family: f, Name: name}})
+}
+
+// DeleteChain removes a chain (flush it first in the same transaction).
+func (tx *Tx) DeleteChain(f Family, name string) {
+	tx.add(op{kind: opDelChain, fam: f, chain: Chain{Family: f, Name: name}})
+}
+
+// AddRule appends a rule to its chain.
+func (tx *Tx) AddRule(r Rule) { tx.add(op{kind: opAddRule, fam: r.Family, rule: r}) }
+
+// InsertRule prepends a rule to its chain.
+func (tx *Tx) InsertRule(r Rule) { tx.add(op{kind: opInsertRule, fam: r.Family, rule: r}) }
+
+// DeleteRule deletes the rule with the given handle.
+func (tx *Tx) DeleteRule(f Family, chain string, handle uint64) {
+	tx.add(op{kind: opDelRule, fam: f, rule: Rule{Family: f, Chain: chain}, handle: handle})
+}
+
+// AddSet creates a set or map if it does not exist.
+func (tx *Tx) AddSet(s Set) { tx.add(op{kind: opAddSet, fam: s.Family, set: s}) }
+
+// DeleteSet deletes a set or map.
+func (tx *Tx) DeleteSet(s Set) { tx.add(op{kind: opDelSet, fam: s.Family, set: s}) }
+
+// FlushSet removes every element of a set.
+func (tx *Tx) FlushSet(s Set) { tx.add(op{kind: opFlushSet, fam: s.Family, set: s}) }
+
+// AddElements adds elements to a set or map (existing equal keys are left
+// alone, as `nft add element` does).
+func (tx *Tx) AddElements(s Set, elems ...Element) {
+	if len(elems) > 0 {
+		tx.add(op{kind: opAddElems, fam: s.Family, set: s, elems: elems})
+	}
+}
+
+// DeleteElements removes elements by key.
+func (tx *Tx) DeleteElements(s Set, elems ...Element) {
+	if len(elems) > 0 {
+		tx.add(op{kind: opDelElems, fam: s.Family, set: s, elems: elems})
+	}
+}
+
+// Append appends the changes of another transaction.
+func (tx *Tx) Append(o *Tx) {
+	if tx.err == nil {
+		tx.err = o.err
+	}
+	tx.ops = append(tx.ops, o.ops...)
+}
+
+func table(f Family) *nftables.Table {
+	return &nftables.Table{Name: TableName, Family: nftables.TableFamily(f)}
+}
+
+// build queues the transaction on a library connection.
+func (tx *Tx) build(nc *nftables.Conn) error {
+	setIDs := map[string]uint32{}
+	nextID := uint32(1)
+	for i, o := range tx.ops {
+		t := table(o.fam)
+		var err error
+		switch o.kind {
+		case opAddTable:
+			nc.AddTable(t)
+		case opDelTable:
+			nc.DelTable(t)
+		case opAddChain:
+			nc.AddChain(libChain(t, o.chain))
+		case opFlushChain:
+			nc.FlushChain(&nftables.Chain{Table: t, Name: o.chain.Name})
+		case opDelChain:
+			nc.DelChain(&nftables.Chain{Table: t, Name: o.chain.Name})
+		case opAddRule, opInsertRule:
+			var r *nftables.Rule
+			r, err = libRule(t, o.rule, setIDs)
+			if err == nil && o.kind == opAddRule {
+				nc.AddRule(r)
+			} else if err == nil {
+				nc.InsertRule(r)
+			}
+		case opDelRule:
+			err = nc.DelRule(&nftables.Rule{Table: t, Chain: &nftables.Chain{Name: o.rule.Chain, Table: t}, Handle: o.handle})
+		case opAddSet:
+			var s *nftables.Set
+			s, err = libSet(t, o.set)
+			if err == nil {
+				s.ID = nextID
+				setIDs[o.set.Name+"/"+o.fam.String()] = nextID
+				nextID++
+				err = nc.AddSet(s, nil)
+			}
+		case opDelSet:
+			nc.DelSet(&nftables.Set{Table: t, Name: o.set.Name})
+		case opFlushSet:
+			nc.FlushSet(&nftables.Set{Table: t, Name: o.set.Name})
+		case opAddElems, opDelElems:
+			err = buildElems(nc, t, o, setIDs[o.set.Name+"/"+o.fam.String()])
+		default:
+			err = fmt.Errorf("unknown op %d", o.kind)
+		}
+		if err != nil {
+			return fmt.Errorf("change %d of %d: %w", i+1, len(tx.ops), err)
+		}
+	}
+	return nil
+}
+
+func buildElems(nc *nftables.Conn, t *nftables.Table, o op, id uint32) error {
+	s, err := libSet(t, o.set)
+	if err != nil {
+		return err
+	}
+	s.ID = id
+	var elems []nftables.SetElement
+	for _, e := range o.elems {
+		le, err := libElements(o.set, e)
+		if err != nil {
+			return fmt.Errorf("set %s: %w", o.set.Name, err)
+		}
+		elems = append(elems, le...)
+	}
+	for len(elems) > 0 {
+		n := min(len(elems), maxElemsPerMsg)
+		if o.kind == opAddElems {
+			err = nc.SetAddElements(s, elems[:n])
+		} else {
+			err = nc.SetDeleteElements(s, elems[:n])
+		}
+		if err != nil {
+			return fmt.Errorf("set %s: %w", o.set.Name, err)
+		}
+		elems = elems[n:]
+	}
+	return nil
+}
+
+func libChain(t *nftables.Table, c Chain) *nftables.Chain {
+	lc := &nftables.Chain{Table: t, Name: c.Name}
+	if c.Base != nil {
+		hook := nftables.ChainHook(c.Base.Hook)
+		prio := nftables.ChainPriority(c.Base.Priority)
+		pol := nftables.ChainPolicyAccept
+		lc.Hooknum, lc.Priority, lc.Type, lc.Policy = &hook, &prio, nftables.ChainType(c.Base.Type), &pol
+	}
+	return lc
+}
+
+func libRule(t *nftables.Table, r Rule, setIDs map[string]uint32) (*nftables.Rule, error) {
+	exprs, err := encodeRule(r)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range exprs {
+		if l, ok := e.(*expr.Lookup); ok {
+			l.SetID = setIDs[l.SetName+"/"+r.Family.String()]
+		}
+	}
+	lr := &nftables.Rule{Table: t, Chain: &nftables.Chain{Name: r.Chain, Table: t}, Exprs: exprs}
+	if r.Comment != "" {
+		if len(r.Comment) > maxCommentLen {
+			return nil, fmt.Errorf("comment of %d bytes exceeds %d", len(r.Comment), maxCommentLen)
+		}
+		lr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.Comment)
+	}
+	return lr, nil
+}
+
+func libSet(t *nftables.Table, s Set) (*nftables.Set, error) {
+	kt, err := keyType(s.Family, s.Key)
+	if err != nil {
+		return nil, fmt.Errorf("set %s: %w", s.Name, err)
+	}
+	ls := &nftables.Set{
+		Table: t, Name: s.Name, KeyType: kt, Concatenation: len(s.Key) > 1,
+		Interval: s.Interval, Counter: s.Counter, Comment: s.Comment,
+	}
+	if len(s.Key) == 1 && (s.Key[0] == FieldIIFName || s.Key[0] == FieldOIFName) {
+		// nft treats interface names as host-endian strings.
+		ls.KeyByteOrder = binaryutil.NativeEndian
+	}
+	switch s.Data {
+	case DataVerdict:
+		ls.IsMap, ls.DataType = true, nftables.TypeVerdict
+	case DataAddrPort:
+		ls.IsMap = true
+		ls.DataType, err = keyType(s.Family, []Field{FieldDaddr, FieldDport})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ls, nil
+}
+
+// libElements encodes one element; an interval element becomes a start
+// element and an end element.
+func libElements(s Set, e Element) ([]nftables.SetElement, error) {
+	if len(e.Comment) > 128 {
+		return nil, fmt.Errorf("element comment of %d bytes exceeds 128", len(e.Comment))
+	}
+	le := nftables.SetElement{Comment: e.Comment}
+	if s.Interval {
+		p := e.Prefix.Masked()
+		start, err := addrBytes(s.Family, p.Addr())
+		if err != nil {
+			return nil, err
+		}
+		le.Key = start
+		if err := setData(s, e, &le); err != nil {
+			return nil, err
+		}
+		out := []nftables.SetElement{le}
+		if end, ok := prefixEnd(p); ok {
+			eb, _ := addrBytes(s.Family, end)
+			out = append(out, nftables.SetElement{Key: eb, IntervalEnd: true})
+		}
+		return out, nil
+	}
+	key, err := encodeKey(s.Family, s.Key, e.Key)
+	if err != nil {
+		return nil, err
+	}
+	le.Key = key
+	if err := setData(s, e, &le); err != nil {
+		return nil, err
+	}
+	return []nftables.SetElement{le}, nil
+}
+
+func setData(s Set, e Element, le *nftables.SetElement) error {
+	switch s.Data {
+	case DataVerdict:
+		if e.Verdict == nil {
+			return fmt.Errorf("verdict map %s: element without verdict", s.Name)
+		}
+		v, err := verdictExpr(*e.Verdict)
+		if err != nil {
+			return err
+		}
+		le.VerdictData = v
+	case DataAddrPort:
+		if e.Target.IsValid() {
+			v, err := encodeKey(s.Family, []Field{FieldDaddr, FieldDport}, []Value{Addr(e.Target.Addr()), Port(e.Target.Port())})
+			if err != nil {
+				return err
+			}
+			le.Val = v
+		}
+	}
+	return nil
+}
