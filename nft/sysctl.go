@@ -35,7 +35,12 @@ func (c *Conn) inNetNS(fn func() error) error {
 }
 
 // sysctlPath turns "net.ipv4.ip_forward" into its /proc/sys path.
+// A key containing a slash is taken as a path below /proc/sys, so that
+// interface names with dots can be named.
 func sysctlPath(key string) string {
+	if strings.Contains(key, "/") {
+		return filepath.Join("/proc/sys", key)
+	}
 	return filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
 }
 
@@ -56,13 +61,10 @@ func (c *Conn) Sysctl(key string) (val string, ok bool, err error) {
 	return val, ok, err
 }
 
-// SetSysctl writes a sysctl of the connection's namespace. Interface names
-// in the key may contain dots only if given as a path (net/ipv4/conf/x.y/...).
+// SetSysctl writes a sysctl of the connection's namespace (see [Conn.Sysctl]
+// for the key).
 func (c *Conn) SetSysctl(key, val string) error {
 	p := sysctlPath(key)
-	if strings.Contains(key, "/") {
-		p = filepath.Join("/proc/sys", key)
-	}
 	return c.inNetNS(func() error {
 		if err := os.WriteFile(p, []byte(val), 0o644); err != nil {
 			return fmt.Errorf("sysctl %s=%s: %w", key, val, err)

@@ -1,0 +1,123 @@
+package chains
+
+import (
+	"net/netip"
+
+	"github.com/dnft/dnft/nft"
+)
+
+// ifnameSet is a set of interface names.
+func ifnameSet(f nft.Family, name string) nft.Set {
+	return nft.Set{Family: f, Name: name, Key: []nft.Field{nft.FieldIIFName}}
+}
+
+// ifnameVMap is a verdict map keyed by interface name.
+func ifnameVMap(f nft.Family, name string) nft.Set {
+	return nft.Set{Family: f, Name: name, Key: []nft.Field{nft.FieldIIFName}, Data: nft.DataVerdict}
+}
+
+// subnetVMap is a verdict map keyed by a source or destination prefix.
+func subnetVMap(f nft.Family, name string, field nft.Field) nft.Set {
+	return nft.Set{Family: f, Name: name, Key: []nft.Field{field}, Data: nft.DataVerdict, Interval: true}
+}
+
+// NetworksSet is the set that records networks (IPv4 table).
+func NetworksSet() nft.Set { return ifnameSet(nft.IPv4, SetNetworks) }
+
+// daemonKey is the key of the element of the networks set that records
+// the daemon configuration; no interface can be named like it.
+const daemonKey = "dnft/daemon"
+
+// daemonElement records the daemon configuration.
+func daemonElement(d DaemonConfig) nft.Element {
+	return nft.Element{Key: []nft.Value{nft.Ifname(daemonKey)}, Comment: EncodeDaemon(d)}
+}
+
+// PublishedSet is the set of published container ports (filter DOCKER).
+func PublishedSet(f nft.Family) nft.Set {
+	return nft.Set{Family: f, Name: SetPublished, Key: []nft.Field{nft.FieldDaddr, nft.FieldL4Proto, nft.FieldDport}, Counter: true}
+}
+
+func loopback(f nft.Family) netip.Prefix {
+	if f == nft.IPv6 {
+		return netip.MustParsePrefix("::1/128")
+	}
+	return netip.MustParsePrefix("127.0.0.0/8")
+}
+
+// Families returns the families the daemon programs.
+func (d DaemonConfig) Families() []nft.Family {
+	if d.IPv6 {
+		return []nft.Family{nft.IPv4, nft.IPv6}
+	}
+	return []nft.Family{nft.IPv4}
+}
+
+// Init adds the daemon-level objects of every family: the table, base
+// chains mirroring iptables' hooks and priorities, DOCKER-USER,
+// DOCKER-ISOLATION, nat DOCKER and the dispatch maps that per-network
+// objects hang off. Published-port objects are added by package portmap.
+func Init(tx *nft.Tx, d DaemonConfig) {
+	for _, f := range d.Families() {
+		initFamily(tx, d, f)
+	}
+}
+
+func initFamily(tx *nft.Tx, d DaemonConfig, f nft.Family) {
+	base := func(name string, t nft.ChainType, h nft.Hook, prio int32) {
+		tx.AddChain(nft.Chain{Family: f, Name: name, Base: &nft.Base{Type: t, Hook: h, Priority: prio}})
+	}
+	regular := func(name string) { tx.AddChain(nft.Chain{Family: f, Name: name}) }
+	rule := func(chain, comment string, a nft.Action, m ...nft.Match) {
+		tx.AddRule(nft.Rule{Family: f, Chain: chain, Match: m, Action: a, Comment: comment})
+	}
+	jump := func(c string) nft.Verdict { return nft.Verdict{Kind: nft.Jump, Chain: c} }
+	vmap := func(field nft.Field, m string) nft.VMap { return nft.VMap{Fields: []nft.Field{field}, Map: m} }
+
+	tx.AddTable(f)
+	if f == nft.IPv4 {
+		tx.AddSet(NetworksSet())
+		tx.AddElements(NetworksSet(), daemonElement(d))
+	}
+	tx.AddSet(PublishedSet(f))
+	tx.AddSet(ifnameSet(f, SetIsolationBridges))
+	tx.AddSet(ifnameSet(f, SetNATReturn))
+	for _, m := range []string{MapIsolationOut, MapIsolationIn, MapForwardIn, MapForwardOut, MapPostroutingOut} {
+		tx.AddSet(ifnameVMap(f, m))
+	}
+	tx.AddSet(subnetVMap(f, MapPostroutingSrc, nft.FieldSaddr))
+	tx.AddSet(subnetVMap(f, MapRawDirect, nft.FieldDaddr))
+
+	base(RawPrerouting, nft.TypeFilter, nft.HookPrerouting, nft.PriorityRaw)
+	base(NATPrerouting, nft.TypeNAT, nft.HookPrerouting, nft.PriorityDstNAT)
+	base(NATOutput, nft.TypeNAT, nft.HookOutput, nft.PriorityDstNAT)
+	base(NATPostrouting, nft.TypeNAT, nft.HookPostrouting, nft.PrioritySrcNAT)
+	base(FilterForward, nft.TypeFilter, nft.HookForward, nft.PriorityFilter)
+	regular(NATDocker)
+	regular(DockerUser)
+	regular(DockerIsolation)
+
+	// raw PREROUTING: direct access to a container subnet (protected mode).
+	rule(RawPrerouting, "DOCKER DIRECT ACCESS", vmap(nft.FieldDaddr, MapRawDirect))
+	// nat PREROUTING / OUTPUT: -m addrtype --dst-type LOCAL -j DOCKER.
+	local := nft.FibLocal{Dir: nft.Out}
+	rule(NATPrerouting, "DOCKER", jump(NATDocker), local)
+	if d.UserlandProxy {
+		rule(NATOutput, "DOCKER", jump(NATDocker), nft.Prefix{Dir: nft.Out, Prefix: loopback(f), Neg: true}, local)
+	} else {
+		rule(NATOutput, "DOCKER", jump(NATDocker), local)
+	}
+	// nat DOCKER: -i B -j RETURN for masquerading networks (proxy on).
+	rule(NATDocker, "RETURN", nft.Verdict{Kind: nft.Return}, nft.Lookup{Fields: []nft.Field{nft.FieldIIFName}, Set: SetNATReturn})
+	// nat POSTROUTING: per-network masquerade and hairpin.
+	rule(NATPostrouting, "MASQUERADE", vmap(nft.FieldSaddr, MapPostroutingSrc))
+	rule(NATPostrouting, "MASQUERADE FROM HOST", vmap(nft.FieldOIFName, MapPostroutingOut))
+	// filter FORWARD: DOCKER-USER first, then isolation, then the
+	// per-network rules keyed by output and by input bridge.
+	rule(FilterForward, "DOCKER-USER", jump(DockerUser))
+	rule(FilterForward, "DOCKER-ISOLATION", jump(DockerIsolation))
+	rule(FilterForward, "DOCKER", vmap(nft.FieldOIFName, MapForwardIn))
+	rule(FilterForward, "FORWARD", vmap(nft.FieldIIFName, MapForwardOut))
+	rule(DockerIsolation, "DOCKER-ISOLATION", vmap(nft.FieldIIFName, MapIsolationOut))
+	rule(DockerIsolation, "DOCKER-ISOLATION", vmap(nft.FieldOIFName, MapIsolationIn))
+}

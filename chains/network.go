@@ -1,0 +1,169 @@
+package chains
+
+import (
+	"net/netip"
+
+	"github.com/dnft/dnft/nft"
+)
+
+// objects are the chains (with their rules) and the set elements that one
+// network owns in one family. Creation adds them, removal deletes them:
+// both come from the same description, so a removal always matches.
+type objects struct {
+	chains []chainDef
+	elems  []elemDef
+}
+
+type chainDef struct {
+	name  string
+	rules []nft.Rule
+}
+
+type elemDef struct {
+	set  nft.Set
+	elem nft.Element
+}
+
+// Subnet returns the network's prefix of a family (zero if none).
+func (n NetworkConfig) Subnet(f nft.Family) netip.Prefix {
+	if f == nft.IPv6 {
+		return n.Subnet6
+	}
+	return n.Subnet4
+}
+
+// HostIP returns the network's SNAT address of a family (zero if none).
+func (n NetworkConfig) HostIP(f nft.Family) netip.Addr {
+	if f == nft.IPv6 {
+		return n.HostIPv6
+	}
+	return n.HostIPv4
+}
+
+// NetworkFamilies returns the families a network has rules in.
+func NetworkFamilies(d DaemonConfig, n NetworkConfig) []nft.Family {
+	fams := []nft.Family{nft.IPv4}
+	if d.IPv6 && n.Subnet6.IsValid() {
+		fams = append(fams, nft.IPv6)
+	}
+	return fams
+}
+
+func networkObjects(d DaemonConfig, n Network, f nft.Family) objects {
+	var o objects
+	b := n.Bridge
+	s := n.Subnet(f)
+	chain := func(name string, rules ...nft.Rule) {
+		for i := range rules {
+			rules[i].Family, rules[i].Chain = f, name
+		}
+		o.chains = append(o.chains, chainDef{name: name, rules: rules})
+	}
+	elem := func(set nft.Set, e nft.Element) { o.elems = append(o.elems, elemDef{set, e}) }
+	jumpTo := func(c string) *nft.Verdict { return &nft.Verdict{Kind: nft.Jump, Chain: c} }
+	byIf := func(m string, c string) { elem(ifnameVMap(f, m), nft.Element{Key: []nft.Value{nft.Ifname(b)}, Verdict: jumpTo(c)}) }
+	bySubnet := func(m string, field nft.Field, c string) {
+		elem(subnetVMap(f, m, field), nft.Element{Prefix: s, Verdict: jumpTo(c)})
+	}
+	accept, drop := nft.Verdict{Kind: nft.Accept}, nft.Verdict{Kind: nft.Drop}
+	notFromB := nft.IfName{Dir: nft.In, Name: b, Neg: true}
+	toB, notToB := nft.IfName{Dir: nft.Out, Name: b}, nft.IfName{Dir: nft.Out, Name: b, Neg: true}
+	icc := drop
+	if n.ICC {
+		icc = accept
+	}
+
+	if f == nft.IPv4 {
+		elem(NetworksSet(), nft.Element{Key: []nft.Value{nft.Ifname(b)}, Comment: EncodeNetwork(n)})
+	}
+	if n.Internal {
+		// -I DOCKER-ISOLATION ! -d S -i B -j DROP ; ! -s S -o B -j DROP
+		chain(IsolationChain(b), nft.Rule{Match: []nft.Match{nft.Prefix{Dir: nft.Out, Prefix: s, Neg: true}}, Action: drop, Comment: "INTERNAL NETWORK EGRESS"})
+		byIf(MapIsolationOut, IsolationChain(b))
+		chain(IsolationInChain(b), nft.Rule{Match: []nft.Match{nft.Prefix{Dir: nft.In, Prefix: s, Neg: true}}, Action: drop, Comment: "INTERNAL NETWORK INGRESS"})
+		byIf(MapIsolationIn, IsolationInChain(b))
+		// -I/-A FORWARD -i B -o B -j ACCEPT|DROP
+		chain(ForwardChain(b), nft.Rule{Match: []nft.Match{toB}, Action: icc, Comment: "ICC"})
+		byIf(MapForwardOut, ForwardChain(b))
+		return o
+	}
+
+	// Isolation from every other non-internal network, both ways.
+	chain(IsolationChain(b), nft.Rule{
+		Match:  []nft.Match{notToB, nft.Lookup{Fields: []nft.Field{nft.FieldOIFName}, Set: SetIsolationBridges}},
+		Action: drop, Comment: "ISOLATION",
+	})
+	elem(ifnameSet(f, SetIsolationBridges), nft.Element{Key: []nft.Value{nft.Ifname(b)}})
+	byIf(MapIsolationOut, IsolationChain(b))
+
+	// -o B: conntrack accept, then filter DOCKER (published ports, and in
+	// protected mode the drop of everything else from outside).
+	docker := []nft.Rule{
+		{Match: []nft.Match{nft.CtEstablished{}}, Action: accept, Comment: "RELATED,ESTABLISHED"},
+		{Match: []nft.Match{notFromB, nft.Lookup{Fields: []nft.Field{nft.FieldDaddr, nft.FieldL4Proto, nft.FieldDport}, Set: SetPublished}}, Action: accept, Comment: "PUBLISHED"},
+	}
+	if !d.AllowDirectRouting {
+		docker = append(docker, nft.Rule{Match: []nft.Match{notFromB}, Action: drop, Comment: "UNPUBLISHED PORT DROP"})
+	}
+	chain(DockerChain(b), docker...)
+	byIf(MapForwardIn, DockerChain(b))
+
+	// -i B: outgoing accept, then ICC.
+	chain(ForwardChain(b),
+		nft.Rule{Match: []nft.Match{notToB}, Action: accept, Comment: "OUTGOING"},
+		nft.Rule{Action: icc, Comment: "ICC"})
+	byIf(MapForwardOut, ForwardChain(b))
+
+	if n.Masquerade {
+		var nat nft.Action = nft.Masquerade{}
+		comment := "MASQUERADE"
+		if a := n.HostIP(f); a.IsValid() {
+			nat, comment = nft.SNAT{Addr: a}, "SNAT"
+		}
+		chain(PostroutingChain(b), nft.Rule{Match: []nft.Match{notToB}, Action: nat, Comment: comment})
+		bySubnet(MapPostroutingSrc, nft.FieldSaddr, PostroutingChain(b))
+		if d.UserlandProxy {
+			elem(ifnameSet(f, SetNATReturn), nft.Element{Key: []nft.Value{nft.Ifname(b)}})
+		}
+	}
+	if !d.UserlandProxy {
+		chain(PostroutingOutChain(b), nft.Rule{Match: []nft.Match{nft.FibLocal{Dir: nft.In}}, Action: nft.Masquerade{}, Comment: "MASQUERADE FROM HOST"})
+		byIf(MapPostroutingOut, PostroutingOutChain(b))
+	}
+	if !d.AllowDirectRouting {
+		chain(RawChain(b), nft.Rule{Match: []nft.Match{notFromB, nft.FibLocal{Dir: nft.Out, Neg: true}}, Action: drop, Comment: "DROP DIRECT ACCESS"})
+		bySubnet(MapRawDirect, nft.FieldDaddr, RawChain(b))
+	}
+	return o
+}
+
+// CreateNetwork adds a network's objects in every family it has. The
+// caller has validated it against the existing networks ([CheckNew]).
+func CreateNetwork(tx *nft.Tx, d DaemonConfig, n Network) {
+	for _, f := range NetworkFamilies(d, n.NetworkConfig) {
+		o := networkObjects(d, n, f)
+		for _, c := range o.chains {
+			tx.AddChain(nft.Chain{Family: f, Name: c.name})
+			for _, r := range c.rules {
+				tx.AddRule(r)
+			}
+		}
+		for _, e := range o.elems {
+			tx.AddElements(e.set, e.elem)
+		}
+	}
+}
+
+// RemoveNetwork deletes exactly what [CreateNetwork] added.
+func RemoveNetwork(tx *nft.Tx, d DaemonConfig, n Network) {
+	for _, f := range NetworkFamilies(d, n.NetworkConfig) {
+		o := networkObjects(d, n, f)
+		for _, e := range o.elems {
+			tx.DeleteElements(e.set, e.elem)
+		}
+		for _, c := range o.chains {
+			tx.FlushChain(f, c.name)
+			tx.DeleteChain(f, c.name)
+		}
+	}
+}
