@@ -61,7 +61,9 @@ func networkObjects(d DaemonConfig, n Network, f nft.Family) objects {
 	}
 	elem := func(set nft.Set, e nft.Element) { o.elems = append(o.elems, elemDef{set, e}) }
 	jumpTo := func(c string) *nft.Verdict { return &nft.Verdict{Kind: nft.Jump, Chain: c} }
-	byIf := func(m string, c string) { elem(ifnameVMap(f, m), nft.Element{Key: []nft.Value{nft.Ifname(b)}, Verdict: jumpTo(c)}) }
+	byIf := func(m string, c string) {
+		elem(ifnameVMap(f, m), nft.Element{Key: []nft.Value{nft.Ifname(b)}, Verdict: jumpTo(c)})
+	}
 	bySubnet := func(m string, field nft.Field, c string) {
 		elem(subnetVMap(f, m, field), nft.Element{Prefix: s, Verdict: jumpTo(c)})
 	}
