@@ -47,7 +47,6 @@ const (
 type op struct {
 	kind   opKind
 	fam    Family
-	name   string
 	chain  Chain
 	rule   Rule
 	handle uint64
