@@ -281,7 +281,7 @@ func encodeAction(fam Family, a Action) ([]expr.Any, error) {
 		}
 		return []expr.Any{
 			&expr.Immediate{Register: 1, Data: b},
-			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: nfproto, RegAddrMin: 1, Specified: true},
+			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: nfproto, RegAddrMin: 1},
 		}, nil
 	case DNAT:
 		b, err := addrBytes(fam, a.To.Addr())
@@ -291,14 +291,14 @@ func encodeAction(fam Family, a Action) ([]expr.Any, error) {
 		return []expr.Any{
 			&expr.Immediate{Register: 1, Data: b},
 			&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, a.To.Port())},
-			&expr.NAT{Type: expr.NATTypeDestNAT, Family: nfproto, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: nfproto, RegAddrMin: 1, RegProtoMin: 2},
 		}, nil
 	case DNATMap:
 		out := loadKey(fam, a.Fields)
 		addrRegs := padded(fieldLen(fam, FieldDaddr)) / 4
 		out = append(out,
 			&expr.Lookup{SourceRegister: 1, SetName: a.Map, DestRegister: 1, IsDestRegSet: true},
-			&expr.NAT{Type: expr.NATTypeDestNAT, Family: nfproto, RegAddrMin: 1, RegProtoMin: reg(addrRegs), Specified: true})
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: nfproto, RegAddrMin: 1, RegProtoMin: reg(addrRegs)})
 		return out, nil
 	}
 	return nil, fmt.Errorf("unknown action %T", a)

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dnft/dnft"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitFailure  = 1 // kernel or system error
+	exitBadInput = 2 // usage error or invalid value; nothing was changed
+)
+
+// usageError is a command-line usage error (unknown flag or command,
+// missing or extra argument). Its command's usage is printed with it.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErr(err error) error { return &usageError{err} }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// inputError is bad input that is not about one field's value, such as an
+// unknown network option.
+type inputError struct{ msg string }
+
+func (e *inputError) Error() string { return e.msg }
+
+func inputErrorf(format string, args ...any) error {
+	return &inputError{fmt.Sprintf(format, args...)}
+}
+
+// exitCode maps an error to the process exit code: 2 for bad input
+// anywhere in the error chain, 1 for anything else.
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	if badInput(err) {
+		return exitBadInput
+	}
+	return exitFailure
+}
+
+func badInput(err error) bool {
+	var (
+		ue *usageError
+		ie *inputError
+		fe *dnft.FieldError
+	)
+	return errors.As(err, &ue) || errors.As(err, &ie) || errors.As(err, &fe) ||
+		errors.Is(err, dnft.ErrNotInitialized)
+}
+
+// printError prints err as "dnft: <message>" (one prefix per line of a
+// joined error), followed by cmd's usage for usage errors.
+func printError(w io.Writer, cmd *cobra.Command, err error) {
+	msg := err.Error()
+	if errors.Is(err, context.Canceled) {
+		msg = "interrupted: " + msg
+	}
+	for _, line := range strings.Split(msg, "\n") {
+		fmt.Fprintf(w, "dnft: %s\n", line)
+	}
+	var ue *usageError
+	if errors.As(err, &ue) && cmd != nil {
+		fmt.Fprintf(w, "\n%s", cmd.UsageString())
+	}
+}

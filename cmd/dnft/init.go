@@ -1,0 +1,34 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/dnft/dnft"
+)
+
+func newInitCmd(a *app) *cobra.Command {
+	var d dnft.DaemonConfig
+	c := &cobra.Command{
+		Use:   "init",
+		Short: "Create dnft's tables with the daemon-wide chains",
+		Long: `Create dnft's tables with the daemon-wide chains (Docker's daemon start).
+
+Running init again with the same options changes nothing; different options
+are refused while dnft is initialized (run reset first). IP forwarding must
+be on in the namespace unless --ip-forward lets dnft turn it on.`,
+		Args: exactArgs(),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return a.withFirewall(c.Context(), func(fw *dnft.Firewall) error {
+				return fw.Init(c.Context(), d)
+			})
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&d.UserlandProxy, "userland-proxy", true,
+		"Docker's --userland-proxy; false is hairpin mode (DNAT of loopback and same-bridge traffic)")
+	f.BoolVar(&d.IPv6, "ipv6", false, "also program the ip6 table (Docker's --ip6tables)")
+	f.BoolVar(&d.AllowDirectRouting, "allow-direct-routing", false,
+		"do not drop packets routed directly to container addresses from outside their bridge")
+	f.BoolVar(&d.IPForward, "ip-forward", false, "turn IP forwarding on if it is off, instead of failing")
+	return c
+}

@@ -1,0 +1,46 @@
+// Command dnft programs Docker's bridge-network firewall semantics as
+// dnft's own nftables tables in one network namespace.
+//
+//	dnft [--netns NAME|PATH] init [--userland-proxy=true|false] [--ipv6] [--allow-direct-routing] [--ip-forward]
+//	dnft network create NAME --bridge IFNAME --subnet CIDR [--subnet CIDR6] [--internal] [-o KEY=VALUE ...]
+//	dnft network rm NAME
+//	dnft network ls [--json|-q]
+//	dnft status [--json]
+//	dnft reset
+//	dnft version
+//
+// Exit codes: 0 success, 1 failure (kernel or system error), 2 bad input
+// (usage errors and invalid values; the kernel is left unchanged).
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line args and returns the process exit code.
+// Errors are printed to stderr, once, as "dnft: <message>".
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if args == nil {
+		args = []string{} // nil would make cobra fall back to os.Args
+	}
+	root := newRootCmd(&app{})
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil {
+		printError(stderr, cmd, err)
+	}
+	return exitCode(err)
+}

@@ -1,0 +1,330 @@
+package harness_test
+
+import (
+	"context"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netns"
+
+	"github.com/dnft/dnft/test/harness"
+)
+
+var (
+	subnet4 = netip.MustParsePrefix("172.18.0.0/16")
+	gw4     = netip.MustParsePrefix("172.18.0.1/16")
+	gw6     = netip.MustParsePrefix("fd00:18::1/64")
+	c1Addr4 = netip.MustParseAddr("172.18.0.2")
+	c2Addr4 = netip.MustParseAddr("172.18.0.3")
+	c1Addr6 = netip.MustParseAddr("fd00:18::2")
+	c2Addr6 = netip.MustParseAddr("fd00:18::3")
+)
+
+// twoContainers is one bridge with c1 and c2, c2 running echo servers on 80.
+func twoContainers(ipv6 bool) harness.Spec {
+	return harness.Spec{
+		IPv6:    ipv6,
+		Bridges: []harness.BridgeSpec{{Name: "br-test", Gateway4: gw4, Gateway6: gw6}},
+		Containers: []harness.ContainerSpec{
+			{Name: "c1", Bridge: "br-test", Addr4: c1Addr4, Addr6: c1Addr6},
+			{Name: "c2", Bridge: "br-test", Addr4: c2Addr4, Addr6: c2Addr6, TCPPorts: []uint16{80}, UDPPorts: []uint16{80}},
+		},
+	}
+}
+
+func ap(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
+
+func TestContainerToContainer(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	tp := harness.New(t, twoContainers(false))
+	c1, c2 := tp.Containers["c1"], tp.Containers["c2"]
+	res := harness.RunMatrix(context.Background(), []harness.Probe{
+		{Name: "tcp", From: c1, Kind: harness.KindTCP, To: ap(c2.Addr4, 80)},
+		{Name: "udp", From: c1, Kind: harness.KindUDP, To: ap(c2.Addr4, 80)},
+		{Name: "icmp", From: c1, Kind: harness.KindICMP, To: ap(c2.Addr4, 0)},
+		{Name: "tcp-closed", From: c1, Kind: harness.KindTCP, To: ap(c2.Addr4, 81)},
+		{Name: "udp-closed", From: c1, Kind: harness.KindUDP, To: ap(c2.Addr4, 81)},
+		{Name: "gateway", From: c1, Kind: harness.KindICMP, To: ap(gw4.Addr(), 0)},
+	})
+	assert.Equal(t, "ok from 172.18.0.2", res["tcp"].String())
+	assert.Equal(t, "ok from 172.18.0.2", res["udp"].String())
+	assert.Equal(t, "ok from 172.18.0.3", res["icmp"].String())
+	assert.Equal(t, harness.Refused, res["tcp-closed"].Err)
+	assert.Equal(t, harness.Refused, res["udp-closed"].Err)
+	assert.Equal(t, "ok from 172.18.0.1", res["gateway"].String())
+	assert.True(t, c2.SawFrom("udp", 80, c1.Addr4))
+}
+
+func TestLANToContainer(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	tp := harness.New(t, twoContainers(false))
+	ctx := context.Background()
+	c2 := tp.Containers["c2"]
+
+	r := tp.LAN.TCP(ctx, ap(c2.Addr4, 80))
+	assert.Equal(t, harness.Unreachable, r.Err, "LAN has no route to the bridge subnet")
+
+	require.NoError(t, tp.LAN.AddRoute(ctx, subnet4, harness.LANHostAddr4))
+	r = tp.LAN.TCP(ctx, ap(c2.Addr4, 80))
+	assert.Equal(t, "ok from 192.0.2.2", r.String(), "routed via the host, no NAT")
+	r = tp.LAN.UDP(ctx, ap(c2.Addr4, 80))
+	assert.Equal(t, "ok from 192.0.2.2", r.String())
+}
+
+func TestNoForward(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	spec := twoContainers(false)
+	spec.NoForward = true
+	tp := harness.New(t, spec)
+	ctx := context.Background()
+	v, err := tp.Host.Sysctl("net.ipv4.ip_forward")
+	require.NoError(t, err)
+	assert.Equal(t, "0", v)
+	require.NoError(t, tp.LAN.AddRoute(ctx, subnet4, harness.LANHostAddr4))
+	r := tp.LAN.TCP(ctx, ap(tp.Containers["c2"].Addr4, 80))
+	assert.False(t, r.OK, "forwarded although ip_forward=0: %v", r)
+}
+
+func TestContainerToInternet(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	tp := harness.New(t, twoContainers(false))
+	ctx := context.Background()
+	c1 := tp.Containers["c1"]
+
+	res := harness.RunMatrix(ctx, []harness.Probe{
+		{Name: "udp", From: c1, Kind: harness.KindUDP, To: ap(harness.InternetAddr4, harness.EchoPort)},
+		{Name: "tcp", From: c1, Kind: harness.KindTCP, To: ap(harness.InternetAddr4, harness.EchoPort)},
+		{Name: "host-wan", From: c1, Kind: harness.KindICMP, To: ap(harness.WANHostAddr4, 0)},
+	})
+	// Without masquerade the request arrives with the container's own
+	// source, and the Internet has no route back.
+	assert.Equal(t, harness.Timeout, res["udp"].Err)
+	assert.Equal(t, harness.Timeout, res["tcp"].Err)
+	assert.True(t, tp.Internet.SawFrom("udp", harness.EchoPort, c1.Addr4), "hits: %v", tp.Internet.Hits())
+	// The host's own addresses answer.
+	assert.Equal(t, "ok from 203.0.113.1", res["host-wan"].String())
+
+	// The Host itself reaches the Internet directly.
+	r := tp.Host.UDP(ctx, ap(harness.InternetAddr4, harness.EchoPort))
+	assert.Equal(t, "ok from 203.0.113.1", r.String())
+}
+
+func TestIPv6(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	tp := harness.New(t, twoContainers(true))
+	c1, c2 := tp.Containers["c1"], tp.Containers["c2"]
+	require.Equal(t, c1Addr6, c1.Addr6)
+	res := harness.RunMatrix(context.Background(), []harness.Probe{
+		{Name: "tcp6", From: c1, Kind: harness.KindTCP, To: ap(c2.Addr6, 80)},
+		{Name: "udp6", From: c1, Kind: harness.KindUDP, To: ap(c2.Addr6, 80)},
+		{Name: "icmp6", From: c1, Kind: harness.KindICMP, To: ap(c2.Addr6, 0)},
+		{Name: "udp6-closed", From: c1, Kind: harness.KindUDP, To: ap(c2.Addr6, 81)},
+		{Name: "tcp4", From: c1, Kind: harness.KindTCP, To: ap(c2.Addr4, 80)},
+		{Name: "lan-host6", From: tp.LAN, Kind: harness.KindICMP, To: ap(harness.LANHostAddr6, 0)},
+		{Name: "inet6", From: c1, Kind: harness.KindUDP, To: ap(harness.InternetAddr6, harness.EchoPort)},
+	})
+	assert.Equal(t, "ok from fd00:18::2", res["tcp6"].String())
+	assert.Equal(t, "ok from fd00:18::2", res["udp6"].String())
+	assert.Equal(t, "ok from fd00:18::3", res["icmp6"].String())
+	assert.Equal(t, harness.Refused, res["udp6-closed"].Err)
+	assert.Equal(t, "ok from 172.18.0.2", res["tcp4"].String())
+	assert.Equal(t, "ok from 2001:db8:1::1", res["lan-host6"].String())
+	assert.Equal(t, harness.Timeout, res["inet6"].Err)
+	assert.True(t, tp.Internet.SawFrom("udp", harness.EchoPort, c1.Addr6))
+}
+
+// TestLoopbackRoute checks that AddRoute(127.0.0.0/8) really sends LAN
+// packets for 127.0.0.1 to the host, where only route_localnet lets them in.
+func TestLoopbackRoute(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	tp := harness.New(t, harness.Spec{})
+	ctx := context.Background()
+	port := tp.Host.ServeTCP(t, 0)
+	lo := ap(netip.MustParseAddr("127.0.0.1"), port)
+	assert.Equal(t, harness.Refused, tp.LAN.TCP(ctx, lo).Err, "LAN's own loopback")
+
+	require.NoError(t, tp.LAN.AddRoute(ctx, netip.MustParsePrefix("127.0.0.0/8"), harness.LANHostAddr4))
+	assert.Equal(t, harness.Timeout, tp.LAN.TCP(ctx, lo).Err, "martian destination on the host")
+
+	require.NoError(t, tp.Host.SetSysctl("net.ipv4.conf.lan0.route_localnet", "1"))
+	assert.Equal(t, "ok from 192.0.2.2", tp.LAN.TCP(ctx, lo).String())
+	// The LAN's own addresses still work locally.
+	out, err := tp.LAN.Run(ctx, "ip", "route", "get", "192.0.2.2")
+	require.NoError(t, err)
+	assert.Contains(t, out, "local 192.0.2.2")
+}
+
+func TestMatrixIsConcurrent(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	tp := harness.New(t, twoContainers(false))
+	c1 := tp.Containers["c1"]
+	var probes []harness.Probe
+	for i := range 40 {
+		p := harness.Probe{Name: string(rune('A' + i)), From: c1, Kind: harness.KindUDP, To: ap(harness.InternetAddr4, 80)}
+		if i%4 == 0 {
+			p.To = ap(c2Addr4, 80)
+		}
+		probes = append(probes, p)
+	}
+	start := time.Now()
+	res := harness.RunMatrix(context.Background(), probes)
+	elapsed := time.Since(start)
+	require.Len(t, res, 40)
+	for i, p := range probes {
+		want := harness.Timeout
+		if i%4 == 0 {
+			want = ""
+		}
+		assert.Equal(t, want, res[p.Name].Err, p.Name)
+	}
+	if t.Failed() {
+		t.Logf("c2 hits: %v", tp.Containers["c2"].Hits())
+		out, _ := c1.Run(context.Background(), "ip", "-s", "neigh")
+		t.Logf("c1 neigh: %s", out)
+		out, _ = c1.Run(context.Background(), "cat", "/proc/net/snmp")
+		t.Logf("c1 snmp: %s", out)
+		out, _ = tp.Containers["c2"].Run(context.Background(), "cat", "/proc/net/snmp")
+		t.Logf("c2 snmp: %s", out)
+	}
+	assert.Less(t, elapsed, 1500*time.Millisecond)
+}
+
+func TestContextCancel(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	tp := harness.New(t, twoContainers(false))
+	c1 := tp.Containers["c1"]
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res := harness.RunMatrix(ctx, []harness.Probe{
+		{Name: "tcp", From: c1, Kind: harness.KindTCP, To: ap(harness.InternetAddr4, 80)},
+		{Name: "udp", From: c1, Kind: harness.KindUDP, To: ap(harness.InternetAddr4, 80)},
+		{Name: "icmp", From: c1, Kind: harness.KindICMP, To: ap(harness.InternetAddr4, 0)},
+	})
+	assert.Less(t, time.Since(start), 500*time.Millisecond)
+	for name, r := range res {
+		assert.Equal(t, harness.Timeout, r.Err, name)
+	}
+}
+
+func TestTwin(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	a, b := harness.NewTwin(t, twoContainers(false))
+	require.NotEqual(t, a.Prefix, b.Prefix)
+	matrix := func(tp *harness.Topology) map[string]harness.Result {
+		return harness.RunMatrix(context.Background(), []harness.Probe{
+			{Name: "c1->c2", From: tp.Containers["c1"], Kind: harness.KindTCP, To: ap(c2Addr4, 80)},
+			{Name: "c1->inet", From: tp.Containers["c1"], Kind: harness.KindTCP, To: ap(harness.InternetAddr4, 80)},
+		})
+	}
+	ra, rb := matrix(a), matrix(b)
+	assert.Empty(t, harness.DiffMatrix(ra, rb))
+	rb["c1->c2"] = harness.Result{Err: harness.Timeout}
+	assert.Equal(t, []string{"c1->c2: ok from 172.18.0.2 != timeout"}, harness.DiffMatrix(ra, rb))
+}
+
+// TestDoRestores checks that Do leaves the calling thread in its original
+// namespace and that the namespace really differs inside.
+func TestDoRestores(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	tp := harness.New(t, harness.Spec{})
+	err := tp.LAN.Do(func() error {
+		// Still locked here: compare with the namespace on the same thread
+		// right after Do.
+		return nil
+	})
+	require.NoError(t, err)
+
+	var inside netns.NsHandle
+	require.NoError(t, tp.LAN.Do(func() error {
+		var err error
+		inside, err = netns.Get()
+		return err
+	}))
+	defer inside.Close()
+	lan, err := netns.GetFromPath(tp.LAN.Path())
+	require.NoError(t, err)
+	defer lan.Close()
+	assert.True(t, inside.Equal(lan), "Do did not enter the namespace")
+
+	for range 50 { // whichever thread runs us now must not be in LAN
+		cur, err := netns.Get()
+		require.NoError(t, err)
+		assert.False(t, cur.Equal(lan), "thread left in the LAN namespace")
+		cur.Close()
+	}
+}
+
+func TestInvalidSpec(t *testing.T) {
+	for name, spec := range map[string]harness.Spec{
+		"unknown bridge": {Containers: []harness.ContainerSpec{{Name: "x", Bridge: "nope"}}},
+		"long bridge":    {Bridges: []harness.BridgeSpec{{Name: "a-very-long-bridge-name"}}},
+		"outside subnet": {
+			Bridges:    []harness.BridgeSpec{{Name: "br0", Gateway4: gw4}},
+			Containers: []harness.ContainerSpec{{Name: "x", Bridge: "br0", Addr4: netip.MustParseAddr("10.0.0.2")}},
+		},
+		"overlaps LAN": {Bridges: []harness.BridgeSpec{{Name: "br0", Gateway4: netip.MustParsePrefix("192.0.2.129/25")}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ft := &fatalRecorder{TB: t}
+			func() {
+				defer func() { _ = recover() }()
+				harness.New(ft, spec)
+			}()
+			assert.True(t, ft.fatal, "New accepted an invalid spec")
+		})
+	}
+}
+
+// fatalRecorder turns Fatal into a recorded flag plus a panic that the
+// test recovers from, so invalid specs can be tested.
+type fatalRecorder struct {
+	testing.TB
+	fatal bool
+}
+
+func (f *fatalRecorder) Fatal(args ...any) { f.fatal = true; panic("fatal") }
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.fatal = true
+	panic("fatal")
+}
+
+func TestCleanupRemovesNamespaces(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	var prefix string
+	t.Run("build", func(t *testing.T) {
+		tp := harness.New(t, twoContainers(true))
+		prefix = tp.Prefix
+		assert.Len(t, netnsWithPrefix(t, prefix), 5, "host, lan, inet, c1, c2")
+	})
+	assert.Empty(t, netnsWithPrefix(t, prefix))
+}
+
+func netnsWithPrefix(t *testing.T, prefix string) []string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
+	require.NoError(t, err, string(out))
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix) {
+			names = append(names, f[0])
+		}
+	}
+	return names
+}
