@@ -46,6 +46,10 @@ type FieldError = chains.FieldError
 // ErrNotInitialized is returned by operations before [Firewall.Init].
 var ErrNotInitialized = errors.New("dnft is not initialized in this namespace (run init first)")
 
+// ErrIPForwardOff is returned by [Firewall.Init] when IP forwarding is off
+// in the namespace and [DaemonConfig.IPForward] does not allow turning it on.
+var ErrIPForwardOff = errors.New("IP forwarding is off")
+
 // Firewall programs Docker's firewall semantics into one network namespace.
 // Its methods are safe for concurrent use.
 type Firewall struct {
@@ -144,7 +148,7 @@ func (fw *Firewall) Init(ctx context.Context, d DaemonConfig) error {
 		}
 		if v != "1" {
 			if !d.IPForward {
-				return fmt.Errorf("init: %s is %s in namespace %s: containers could not reach or be reached from outside; turn it on or pass --ip-forward to let dnft do it", k, v, fw.conn.NetNS())
+				return fmt.Errorf("init: %w: %s is %s in namespace %s, so containers could not reach or be reached from outside; turn it on or pass --ip-forward to let dnft do it", ErrIPForwardOff, k, v, fw.conn.NetNS())
 			}
 			turnOn = append(turnOn, k)
 		}

@@ -1,0 +1,113 @@
+package integration_test
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/dnft/dnft"
+	"github.com/dnft/dnft/test/harness"
+	"github.com/stretchr/testify/require"
+)
+
+// TestDockerUser: an operator's drop rule in DOCKER-USER takes effect
+// before dnft's accepts and survives network create and remove.
+func TestDockerUser(t *testing.T) {
+	harness.RequireRoot(t)
+	ctx := testContext(t)
+	sc := scenarios[0].scenario // default bridge
+	topo := harness.New(t, sc.spec())
+	prepare(ctx, t, sc, topo)
+	fw := programDNFT(ctx, t, sc, topo)
+	c1 := topo.Containers["c1"]
+	inet := netip.AddrPortFrom(harness.InternetAddr4, harness.EchoPort)
+	require.True(t, c1.TCP(ctx, inet).OK)
+
+	out, err := topo.Host.Run(ctx, "nft", "add", "rule", "ip", "dnft", "DOCKER-USER", "ip", "saddr", "172.17.0.2", "ip", "daddr", "203.0.113.2", "counter", "drop")
+	require.NoError(t, err, out)
+	require.False(t, c1.TCP(ctx, inet).OK, "DOCKER-USER drop must win")
+	require.True(t, topo.Containers["c2"].TCP(ctx, inet).OK, "other traffic still flows")
+
+	extra := dnft.NetworkConfig{Name: "extra", Bridge: "br-extra", Subnet4: pfx("10.99.0.0/24"), ICC: true, Masquerade: true}
+	require.NoError(t, fw.CreateNetwork(ctx, extra))
+	require.NoError(t, fw.RemoveNetwork(ctx, "extra"))
+	require.False(t, c1.TCP(ctx, inet).OK, "DOCKER-USER rule survives network create/remove")
+	rules, err := topo.Host.Run(ctx, "nft", "list", "chain", "ip", "dnft", "DOCKER-USER")
+	require.NoError(t, err)
+	require.Contains(t, rules, "ip saddr 172.17.0.2 ip daddr 203.0.113.2 counter packets")
+	require.NoError(t, fw.Init(ctx, sc.daemon), "init again keeps DOCKER-USER")
+	require.False(t, c1.TCP(ctx, inet).OK)
+}
+
+// TestICCNeedsBridgeNetfilter: with bridge-nf-call-iptables off, creating
+// an ICC=false network turns it on, and the drop really stops traffic.
+func TestICCNeedsBridgeNetfilter(t *testing.T) {
+	harness.RequireRoot(t)
+	ctx := testContext(t)
+	sc := scenarios[2].scenario // icc-off
+	topo := harness.New(t, sc.spec())
+	require.NoError(t, topo.Host.SetSysctl("net.bridge.bridge-nf-call-iptables", "0"))
+	n1, n2 := topo.Containers["n1"], topo.Containers["n2"]
+	to := netip.AddrPortFrom(ip("172.20.0.3"), 80)
+	require.True(t, n1.TCP(ctx, to).OK, "no firewall yet")
+	programDNFT(ctx, t, sc, topo)
+	v, err := topo.Host.Sysctl("net.bridge.bridge-nf-call-iptables")
+	require.NoError(t, err)
+	require.Equal(t, "1", v)
+	require.False(t, n1.TCP(ctx, to).OK)
+	require.False(t, n2.Ping(ctx, ip("172.20.0.2")).OK)
+}
+
+// TestAtomicKernelFailure: an operation the kernel rejects leaves the
+// ruleset byte-identical, and the firewall keeps working afterwards.
+func TestAtomicKernelFailure(t *testing.T) {
+	harness.RequireRoot(t)
+	ctx := testContext(t)
+	sc := scenarios[1].scenario // two networks
+	topo := harness.New(t, sc.spec())
+	fw := programDNFT(ctx, t, sc, topo)
+	// Someone deletes one of network b's chains behind dnft's back: the
+	// removal batch now contains a delete of a missing chain and the
+	// kernel aborts all of it.
+	out, err := topo.Host.Run(ctx, "nft", "delete", "element", "ip", "dnft", "forward-out", `{ "br-b" }`)
+	require.NoError(t, err, out)
+	out, err = topo.Host.Run(ctx, "nft", "delete", "chain", "ip", "dnft", "FORWARD__br-b")
+	require.NoError(t, err, out)
+	// -s: stateless, counters left out (stray packets may move them).
+	before, err := topo.Host.Run(ctx, "nft", "-s", "list", "ruleset")
+	require.NoError(t, err)
+	err = fw.RemoveNetwork(ctx, "b")
+	require.Error(t, err)
+	after, _ := topo.Host.Run(ctx, "nft", "-s", "list", "ruleset")
+	require.Equal(t, before, after, "a failed operation must change nothing")
+	// The connection was replaced after the error: the next operation works.
+	require.NoError(t, fw.RemoveNetwork(ctx, "a"))
+	nets, err := fw.Networks(ctx)
+	require.NoError(t, err)
+	require.Len(t, nets, 1)
+}
+
+// TestNativeRuleset: CONTRACT §4 layer 3. Only dnft's tables exist, no xt
+// expression is used, and chain names say which Docker chain they are.
+func TestNativeRuleset(t *testing.T) {
+	harness.RequireRoot(t)
+	ctx := testContext(t)
+	for _, sc := range []scenario{scenarios[5].scenario, scenarios[4].scenario, scenarios[3].scenario} {
+		topo := harness.New(t, sc.spec())
+		programDNFT(ctx, t, sc, topo)
+		out, err := topo.Host.Run(ctx, "nft", "list", "tables")
+		require.NoError(t, err)
+		tables := strings.Fields(strings.TrimSpace(out))
+		want := []string{"table", "ip", "dnft"}
+		if sc.daemon.IPv6 {
+			want = append(want, "table", "ip6", "dnft")
+		}
+		require.Equal(t, want, tables)
+		rs, err := topo.Host.Run(ctx, "nft", "list", "ruleset")
+		require.NoError(t, err)
+		require.NotRegexp(t, `\bxt (match|target)\b|# xt_`, rs)
+		for _, c := range []string{"chain DOCKER-USER", "chain DOCKER-ISOLATION", "chain nat-DOCKER", "chain filter-FORWARD", "chain raw-PREROUTING"} {
+			require.Contains(t, rs, c)
+		}
+	}
+}
