@@ -1,0 +1,73 @@
+package chains
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestNetworkRecordRoundTrip(t *testing.T) {
+	for _, n := range []Network{
+		{NetworkConfig: NetworkConfig{Name: "bridge", Bridge: "docker0", Subnet4: netip.MustParsePrefix("172.17.0.0/16"), ICC: true, Masquerade: true}, Seq: 1},
+		{NetworkConfig: NetworkConfig{Name: "int", Bridge: "br-i", Subnet4: netip.MustParsePrefix("10.0.0.0/24"), Internal: true}, Seq: 1 << 60},
+		{NetworkConfig: NetworkConfig{
+			Name: strings.Repeat("n", 64), Bridge: "br-full", Subnet4: netip.MustParsePrefix("192.168.0.0/24"),
+			Subnet6: netip.MustParsePrefix("fd49:efd7:54aa:1234::/64"), Masquerade: true,
+			HostIPv4: netip.MustParseAddr("192.168.123.1"), HostIPv6: netip.MustParseAddr("fd34:d0d4:672f:ffff:ffff:ffff:ffff:123"),
+			HostBindingIPv4: netip.MustParseAddr("127.0.0.1"),
+		}, Seq: 1795661154172003603},
+	} {
+		s := EncodeNetwork(n)
+		require.LessOrEqual(t, len(s), 250, s)
+		got, err := DecodeNetwork(n.Bridge, s)
+		require.NoError(t, err)
+		require.Equal(t, n, got)
+	}
+	d := DaemonConfig{UserlandProxy: true, IPv6: true}
+	got, err := DecodeDaemon(EncodeDaemon(d))
+	require.NoError(t, err)
+	require.Equal(t, d, got)
+	_, err = DecodeNetwork("x", "other;n=a")
+	require.Error(t, err)
+}
+
+func TestCheckNew(t *testing.T) {
+	existing := []Network{{NetworkConfig: NetworkConfig{Name: "a", Bridge: "br-a", Subnet4: netip.MustParsePrefix("172.18.0.0/16"), Subnet6: netip.MustParsePrefix("fd00:18::/64")}}}
+	base := NetworkConfig{Name: "b", Bridge: "br-b", Subnet4: netip.MustParsePrefix("172.19.0.0/16")}
+	for _, tc := range []struct {
+		name  string
+		edit  func(*NetworkConfig)
+		field string
+	}{
+		{"ok", func(*NetworkConfig) {}, ""},
+		{"duplicate name", func(c *NetworkConfig) { c.Name = "a" }, "name"},
+		{"bad name", func(c *NetworkConfig) { c.Name = "-x" }, "name"},
+		{"duplicate bridge", func(c *NetworkConfig) { c.Bridge = "br-a" }, "bridge"},
+		{"long bridge", func(c *NetworkConfig) { c.Bridge = "br-0123456789abc" }, "bridge"},
+		{"bridge with slash", func(c *NetworkConfig) { c.Bridge = "br/x" }, "bridge"},
+		{"overlap v4", func(c *NetworkConfig) { c.Subnet4 = netip.MustParsePrefix("172.18.5.0/24") }, "subnet"},
+		{"overlap v6", func(c *NetworkConfig) { c.Subnet6 = netip.MustParsePrefix("fd00:18::/48") }, "subnet"},
+		{"host bits", func(c *NetworkConfig) { c.Subnet4 = netip.MustParsePrefix("172.19.0.1/16") }, "subnet"},
+		{"v6 as first subnet", func(c *NetworkConfig) { c.Subnet4 = netip.MustParsePrefix("fd00:19::/64") }, "subnet"},
+		{"v4 as second subnet", func(c *NetworkConfig) { c.Subnet6 = netip.MustParsePrefix("10.1.0.0/16") }, "subnet"},
+		{"host_ipv4 family", func(c *NetworkConfig) { c.HostIPv4 = netip.MustParseAddr("fd00::1") }, "com.docker.network.host_ipv4"},
+		{"host_ipv6 family", func(c *NetworkConfig) { c.HostIPv6 = netip.MustParseAddr("10.0.0.1") }, "com.docker.network.host_ipv6"},
+		{"binding family", func(c *NetworkConfig) { c.HostBindingIPv4 = netip.MustParseAddr("::1") }, "com.docker.network.bridge.host_binding_ipv4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			tc.edit(&c)
+			err := CheckNew(c, existing)
+			if tc.field == "" {
+				require.NoError(t, err)
+				return
+			}
+			var fe *FieldError
+			require.ErrorAs(t, err, &fe)
+			require.Equal(t, tc.field, fe.Field)
+			require.Contains(t, err.Error(), fe.Value)
+		})
+	}
+}
