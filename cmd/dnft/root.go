@@ -55,6 +55,7 @@ Exit status: 0 success, 1 failure, 2 bad input (nothing was changed).`,
 		newStatusCmd(a),
 		newResetCmd(a),
 		newVersionCmd(),
+		newDemoCmd(a),
 	)
 	return root
 }
