@@ -34,6 +34,9 @@ func (tp *Topology) build(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	if err := tp.waitReady(ctx); err != nil {
+		return err
+	}
 	return tp.startServers()
 }
 

@@ -6,13 +6,15 @@
 // A [Topology] is a set of named namespaces (visible in `ip netns list`
 // under /run/netns) that share a random prefix such as "dnft-3fa9c1-":
 //
-//	LAN       eth0 192.0.2.2/24                  Internet  eth0 203.0.113.2/24
-//	           │ veth                                         │ veth
-//	Host      lan0 192.0.2.1/24 ── forwarding on ── wan0 203.0.113.1/24
-//	           │
-//	          bridge (BridgeSpec.Name, address BridgeSpec.Gateway4, e.g. 172.18.0.1/16)
-//	           ├── v<hash> (hairpin on) ── veth ── container eth0 (Addr4, default via gateway)
-//	           └── v<hash> (hairpin on) ── veth ── container eth0 ...
+//	 LAN  eth0 192.0.2.2/24                 Internet  eth0 203.0.113.2/24
+//	       │                                                │
+//	      veth                                             veth
+//	       │                                                │
+//	Host  lan0 192.0.2.1/24 ──── (forwarding on) ──── wan0 203.0.113.1/24
+//	       │
+//	      bridge BridgeSpec.Name with BridgeSpec.Gateway4, e.g. 172.18.0.1/16
+//	       ├── port v<hash> (hairpin on) ── veth ── container eth0 (Addr4, default route via gateway)
+//	       └── port v<hash> (hairpin on) ── veth ── container eth0 ...
 //
 // The Host namespace plays the Docker host: the firewall under test is
 // programmed there (for example with [NS.Do] or [NS.Run]). The LAN
@@ -34,6 +36,7 @@
 //
 //	func TestICC(t *testing.T) {
 //		harness.RequireRoot(t)
+//		ctx := context.Background()
 //		topo := harness.New(t, harness.Spec{
 //			Bridges: []harness.BridgeSpec{{Name: "br0", Gateway4: netip.MustParsePrefix("172.18.0.1/16")}},
 //			Containers: []harness.ContainerSpec{
@@ -55,7 +58,8 @@
 //     the test fails; a process killed with SIGKILL leaves them behind
 //     (`ip netns list | grep ^dnft-` finds them).
 //   - New namespaces inherit the IPv4 settings of the initial namespace
-//     (net.core.devconf_inherit_init_net=0). The harness therefore sets every
+//     (with the default net.core.devconf_inherit_init_net=0), so a host
+//     with rp_filter=1 or ip_forward=1 would leak into the test. The harness therefore sets every
 //     setting it relies on explicitly in every namespace: rp_filter=0,
 //     accept_dad=0, ICMP rate limiting off, and ip_forward / IPv6 forwarding
 //     (1 in Host unless [Spec.NoForward], 0 elsewhere).
@@ -66,6 +70,10 @@
 //   - Only the goroutine running inside [NS.Do] is in the namespace; any
 //     goroutine it starts is not. Sockets keep the namespace they were
 //     created in, which is how the echo servers and probes work.
+//   - Links are only usable once the kernel's linkwatch worker has seen
+//     their carrier, which for veths can take up to a second after
+//     `ip link set up`; [New] waits for that, but a test that adds links
+//     itself must wait too (or see its first packets vanish).
 //   - TCP probes to an address that does not answer ARP/NDP report
 //     "timeout", not "unreachable": the kernel gives up on the neighbour
 //     after about 3 s, later than the probe.

@@ -2,8 +2,10 @@ package harness_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -190,13 +192,8 @@ func TestMatrixIsConcurrent(t *testing.T) {
 		assert.Equal(t, want, res[p.Name].Err, p.Name)
 	}
 	if t.Failed() {
-		t.Logf("c2 hits: %v", tp.Containers["c2"].Hits())
 		out, _ := c1.Run(context.Background(), "ip", "-s", "neigh")
-		t.Logf("c1 neigh: %s", out)
-		out, _ = c1.Run(context.Background(), "cat", "/proc/net/snmp")
-		t.Logf("c1 snmp: %s", out)
-		out, _ = tp.Containers["c2"].Run(context.Background(), "cat", "/proc/net/snmp")
-		t.Logf("c2 snmp: %s", out)
+		t.Logf("c2 hits: %v\nc1 neighbours:\n%s", tp.Containers["c2"].Hits(), out)
 	}
 	assert.Less(t, elapsed, 1500*time.Millisecond)
 }
@@ -291,16 +288,44 @@ func TestInvalidSpec(t *testing.T) {
 	}
 }
 
-// fatalRecorder turns Fatal into a recorded flag plus a panic that the
-// test recovers from, so invalid specs can be tested.
+// TestBuildFailureCleansUp makes the build fail after all namespaces
+// exist (two echo servers on one port) and checks that they are removed.
+func TestBuildFailureCleansUp(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	spec := twoContainers(false)
+	spec.Containers[0].TCPPorts = []uint16{8080, 8080}
+	var msg string
+	t.Run("build", func(t *testing.T) {
+		ft := &fatalRecorder{TB: t}
+		func() {
+			defer func() { _ = recover() }()
+			harness.New(ft, spec)
+		}()
+		require.True(t, ft.fatal, "New succeeded")
+		msg = ft.msg
+	})
+	prefix := regexp.MustCompile(`dnft-[0-9a-f]{6}-`).FindString(msg)
+	require.NotEmpty(t, prefix, "no prefix in %q", msg)
+	assert.Contains(t, msg, "address already in use")
+	assert.Empty(t, netnsWithPrefix(t, prefix))
+}
+
+// fatalRecorder turns Fatal into a recorded message plus a panic that the
+// test recovers from, so failures inside New can be tested.
 type fatalRecorder struct {
 	testing.TB
 	fatal bool
+	msg   string
 }
 
-func (f *fatalRecorder) Fatal(args ...any) { f.fatal = true; panic("fatal") }
+func (f *fatalRecorder) Fatal(args ...any) {
+	f.fatal, f.msg = true, fmt.Sprint(args...)
+	panic("fatal")
+}
+
 func (f *fatalRecorder) Fatalf(format string, args ...any) {
-	f.fatal = true
+	f.fatal, f.msg = true, fmt.Sprintf(format, args...)
 	panic("fatal")
 }
 
@@ -327,4 +352,64 @@ func netnsWithPrefix(t *testing.T, prefix string) []string {
 		}
 	}
 	return names
+}
+
+// TestClassification checks how firewall verdicts show up in Result.Err.
+func TestClassification(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	tp := harness.New(t, twoContainers(false))
+	ctx := context.Background()
+	c1, c2 := tp.Containers["c1"], tp.Containers["c2"]
+	for _, p := range []uint16{81, 82, 84} {
+		c2.ServeTCP(t, p)
+	}
+	c2.ServeUDP(t, 83)
+	c2.ServeUDP(t, 85)
+	_, err := tp.Host.RunStdin(ctx, `
+table inet t {
+	chain forward {
+		type filter hook forward priority 0;
+		ip daddr 172.18.0.3 tcp dport 81 reject with icmpx type admin-prohibited
+		ip daddr 172.18.0.3 tcp dport 82 reject with tcp reset
+		ip daddr 172.18.0.3 udp dport 83 reject with icmpx type admin-prohibited
+		ip daddr 172.18.0.3 tcp dport 84 drop
+		ip daddr 172.18.0.3 icmp type echo-request reject with icmp type admin-prohibited
+	}
+}`, "nft", "-f", "-")
+	require.NoError(t, err)
+	_, err = tp.LAN.RunStdin(ctx, `
+table ip t {
+	chain output {
+		type filter hook output priority 0;
+		udp dport 85 drop
+		ip daddr 172.18.0.2 icmp type echo-request drop
+	}
+}`, "nft", "-f", "-")
+	require.NoError(t, err)
+	require.NoError(t, tp.LAN.AddRoute(ctx, subnet4, harness.LANHostAddr4))
+
+	res := harness.RunMatrix(ctx, []harness.Probe{
+		{Name: "tcp-admin", From: tp.LAN, Kind: harness.KindTCP, To: ap(c2.Addr4, 81)},
+		{Name: "tcp-reset", From: tp.LAN, Kind: harness.KindTCP, To: ap(c2.Addr4, 82)},
+		{Name: "udp-admin", From: tp.LAN, Kind: harness.KindUDP, To: ap(c2.Addr4, 83)},
+		{Name: "tcp-drop", From: tp.LAN, Kind: harness.KindTCP, To: ap(c2.Addr4, 84)},
+		{Name: "icmp-admin", From: tp.LAN, Kind: harness.KindICMP, To: ap(c2.Addr4, 0)},
+		{Name: "udp-out-drop", From: tp.LAN, Kind: harness.KindUDP, To: ap(c2.Addr4, 85)},
+		{Name: "icmp-out-drop", From: tp.LAN, Kind: harness.KindICMP, To: ap(c1.Addr4, 0)},
+		{Name: "tcp-ok", From: tp.LAN, Kind: harness.KindTCP, To: ap(c2.Addr4, 80)},
+	})
+	want := map[string]string{
+		"tcp-admin":     harness.Unreachable,
+		"tcp-reset":     harness.Refused,
+		"udp-admin":     harness.Unreachable,
+		"tcp-drop":      harness.Timeout,
+		"icmp-admin":    harness.Unreachable,
+		"udp-out-drop":  harness.Denied,
+		"icmp-out-drop": harness.Denied,
+		"tcp-ok":        "ok from 192.0.2.2",
+	}
+	for name, w := range want {
+		assert.Equal(t, w, res[name].String(), name)
+	}
 }

@@ -65,7 +65,18 @@ func (n *NS) Run(ctx context.Context, args ...string) (string, error) {
 	if len(args) == 0 {
 		return "", errors.New("harness: Run needs a command")
 	}
-	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name}, args...)...).CombinedOutput()
+	return n.RunStdin(ctx, "", args...)
+}
+
+// RunStdin is [NS.Run] with stdin fed to the command, for example
+// RunStdin(ctx, ruleset, "nft", "-f", "-").
+func (n *NS) RunStdin(ctx context.Context, stdin string, args ...string) (string, error) {
+	if len(args) == 0 {
+		return "", errors.New("harness: RunStdin needs a command")
+	}
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("%s: %s: %w: %s", n.Name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}

@@ -39,8 +39,9 @@ const (
 	// destination-unreachable other than port-unreachable, including
 	// "reject with icmp admin-prohibited".
 	Unreachable = "unreachable"
-	// Denied: the prober's own namespace dropped the packet on output
-	// (EPERM from a local firewall rule).
+	// Denied: the prober's own namespace dropped a UDP datagram or ICMP
+	// echo on output (EPERM from a local firewall rule). TCP ignores that
+	// error and retransmits, so a dropped SYN shows as [Timeout].
 	Denied = "denied"
 	// Canceled: the caller's context was canceled.
 	Canceled = "canceled"

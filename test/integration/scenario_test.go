@@ -51,16 +51,6 @@ func (s scenario) spec() harness.Spec {
 	return spec
 }
 
-// network returns the config of a network by name.
-func (s scenario) network(name string) dnft.NetworkConfig {
-	for _, n := range s.nets {
-		if n.cfg.Name == name {
-			return n.cfg
-		}
-	}
-	panic("no network " + name)
-}
-
 // programDNFT applies the scenario with dnft in the topology's Host.
 func programDNFT(ctx context.Context, t *testing.T, s scenario, topo *harness.Topology) *dnft.Firewall {
 	t.Helper()
