@@ -104,10 +104,10 @@ func matrix(s scenario, topo *harness.Topology) []harness.Probe {
 	}
 	kinds := []string{harness.KindTCP, harness.KindUDP, harness.KindICMP}
 	type fam struct {
-		tag           string
-		inet, lan, gw func() netip.Addr
-		addr          func(c harness.ContainerSpec) netip.Addr
-		gateway       func(n netSpec) (netip.Addr, bool)
+		tag       string
+		inet, lan func() netip.Addr
+		addr      func(c harness.ContainerSpec) netip.Addr
+		gateway   func(n netSpec) (netip.Addr, bool)
 	}
 	fams := []fam{{
 		tag:  "4",
