@@ -29,6 +29,7 @@ import (
 
 	"github.com/dnft/dnft/chains"
 	"github.com/dnft/dnft/nft"
+	"github.com/dnft/dnft/portmap"
 )
 
 // DaemonConfig is the daemon-wide configuration (see [chains.DaemonConfig]).
@@ -155,6 +156,7 @@ func (fw *Firewall) Init(ctx context.Context, d DaemonConfig) error {
 	}
 	tx := &nft.Tx{}
 	chains.Init(tx, d)
+	portmap.Init(tx, d)
 	if err := fw.conn.Apply(ctx, tx); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}

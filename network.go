@@ -6,6 +6,7 @@ import (
 
 	"github.com/dnft/dnft/chains"
 	"github.com/dnft/dnft/nft"
+	"github.com/dnft/dnft/portmap"
 )
 
 // CreateNetwork programs a bridge network in one batch. The configuration
@@ -76,6 +77,14 @@ func (fw *Firewall) RemoveNetwork(ctx context.Context, name string) error {
 	n, ok := chains.Find(nets, name)
 	if !ok {
 		return fmt.Errorf("remove network: %w", &FieldError{Field: "network", Value: name, Reason: "no such network"})
+	}
+	ports, err := portmap.ReadBindings(ctx, fw.conn, d)
+	if err != nil {
+		return fmt.Errorf("remove network %s: %w", name, err)
+	}
+	if mine := portmap.OfNetwork(ports, name); len(mine) > 0 {
+		return fmt.Errorf("remove network: %w", &FieldError{Field: "network", Value: name,
+			Reason: fmt.Sprintf("still has %d published port(s) (first: %s); unpublish them first", len(mine), mine[0].Binding)})
 	}
 	tx := &nft.Tx{}
 	chains.RemoveNetwork(tx, d, n)

@@ -1,0 +1,157 @@
+package portmap
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/dnft/dnft/chains"
+	"github.com/dnft/dnft/nft"
+)
+
+// Published is a published binding as read back from the kernel.
+type Published struct {
+	// Network is the name of the network the binding was published on.
+	Network string
+	// Binding is normalised: HostIP is always valid, the unspecified
+	// address (0.0.0.0 or ::) meaning all addresses.
+	Binding
+	// Seq orders bindings by publication (larger is newer).
+	Seq int64
+}
+
+// pubKey identifies a published binding (its sequence number aside).
+type pubKey struct {
+	network string
+	b       Binding
+}
+
+func (p Published) key() pubKey { return pubKey{p.Network, p.Binding} }
+
+// SetReader reads one set or map; *nft.Conn implements it.
+type SetReader interface {
+	ReadSet(ctx context.Context, f nft.Family, name string) (nft.SetState, bool, error)
+}
+
+// ReadBindings reads the published bindings of every family of d from the
+// two DNAT maps, oldest first. It reads every binding: the cost grows with
+// their number.
+func ReadBindings(ctx context.Context, r SetReader, d chains.DaemonConfig) ([]Published, error) {
+	var out []Published
+	for _, f := range d.Families() {
+		var maps [2]nft.SetState
+		for i, name := range []string{MapDNATHost, MapDNATAny} {
+			s, ok, err := r.ReadSet(ctx, f, name)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, fmt.Errorf("%s map %s is missing: dnft's table was initialized without port publishing or changed by someone else (reset and init again)", f, name)
+			}
+			maps[i] = s
+		}
+		ps, err := DecodeBindings(f, maps[0], maps[1])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ps...)
+	}
+	SortPublished(out)
+	return out, nil
+}
+
+// DecodeBindings decodes the bindings of one family from the elements of
+// its dnat-host and dnat-any maps, oldest first.
+func DecodeBindings(f nft.Family, host, all nft.SetState) ([]Published, error) {
+	var out []Published
+	for _, m := range []struct {
+		s      nft.SetState
+		fields []nft.Field
+	}{{host, keyHost}, {all, keyAny}} {
+		for _, e := range m.s.Elements {
+			v, err := nft.DecodeKey(f, m.fields, e.Key)
+			if err != nil {
+				return nil, fmt.Errorf("%s map %s: %w", f, m.s.Name, err)
+			}
+			to, err := nft.DecodeTarget(f, e.Data)
+			if err != nil {
+				return nil, fmt.Errorf("%s map %s: %w", f, m.s.Name, err)
+			}
+			var h netip.Addr
+			if len(v) == 3 {
+				h, v = v[0].Addr, v[1:]
+			} else if f == nft.IPv6 {
+				h = netip.IPv6Unspecified()
+			} else {
+				h = netip.IPv4Unspecified()
+			}
+			b := Binding{Proto: protoOf(v[0].Proto), HostIP: h, HostPort: v[1].Port, ContainerIP: to.Addr(), ContainerPort: to.Port()}
+			network, seq, err := parseRecord(e.Comment)
+			if err != nil {
+				return nil, fmt.Errorf("%s map %s: element %s: %w", f, m.s.Name, b, err)
+			}
+			out = append(out, Published{Network: network, Binding: b, Seq: seq})
+		}
+	}
+	SortPublished(out)
+	return out, nil
+}
+
+// SortPublished orders bindings oldest first (then by text, for ties).
+func SortPublished(ps []Published) {
+	sort.SliceStable(ps, func(i, j int) bool {
+		if ps[i].Seq != ps[j].Seq {
+			return ps[i].Seq < ps[j].Seq
+		}
+		return ps[i].String() < ps[j].String()
+	})
+}
+
+// OfNetwork returns the bindings published on the named network.
+func OfNetwork(ps []Published, network string) []Published {
+	var out []Published
+	for _, p := range ps {
+		if p.Network == network {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func protoOf(n uint8) Proto {
+	for _, p := range []Proto{TCP, UDP, SCTP} {
+		if p.Number() == n {
+			return p
+		}
+	}
+	return Proto(strconv.Itoa(int(n)))
+}
+
+// parseRecord parses [record]'s output.
+func parseRecord(s string) (network string, seq int64, err error) {
+	parts := strings.Split(s, ";")
+	if parts[0] != recordVersion {
+		return "", 0, fmt.Errorf("unknown record %q", s)
+	}
+	var haveNet, haveSeq bool
+	for _, p := range parts[1:] {
+		k, v, _ := strings.Cut(p, "=")
+		switch k {
+		case "net":
+			network, haveNet = v, true
+		case "q":
+			seq, err = strconv.ParseInt(v, 36, 64)
+			if err != nil {
+				return "", 0, fmt.Errorf("bad sequence in record %q", s)
+			}
+			haveSeq = true
+		}
+	}
+	if !haveNet || !haveSeq || network == "" {
+		return "", 0, fmt.Errorf("incomplete record %q", s)
+	}
+	return network, seq, nil
+}

@@ -1,0 +1,164 @@
+package portmap
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"github.com/dnft/dnft/chains"
+)
+
+// FieldError is the error for a bad binding; it names the field and value.
+type FieldError = chains.FieldError
+
+// Normalize checks one binding on its own against the network it is
+// published on, and returns it in normal form: addresses unmapped, and a
+// valid HostIP. A zero HostIP becomes the network's default binding
+// address (com.docker.network.bridge.host_binding_ipv4) for an IPv4
+// binding when the network has one, and otherwise the unspecified address
+// of the container's family, which means all addresses.
+func Normalize(d chains.DaemonConfig, n chains.Network, b Binding) (Binding, error) {
+	switch b.Proto {
+	case TCP, UDP, SCTP:
+	default:
+		return b, &FieldError{Field: "proto", Value: string(b.Proto), Reason: "must be tcp, udp or sctp"}
+	}
+	if b.HostPort == 0 {
+		return b, &FieldError{Field: "host-port", Value: "0", Reason: "must be 1-65535"}
+	}
+	if b.ContainerPort == 0 {
+		return b, &FieldError{Field: "container-port", Value: "0", Reason: "must be 1-65535"}
+	}
+	c := b.ContainerIP.Unmap()
+	if !c.IsValid() {
+		return b, &FieldError{Field: "container-ip", Value: "", Reason: "a container address is required"}
+	}
+	if c.Zone() != "" {
+		return b, &FieldError{Field: "container-ip", Value: c.String(), Reason: "must not have a zone"}
+	}
+	var subnet netip.Prefix
+	if c.Is4() {
+		subnet = n.Subnet4
+	} else {
+		switch {
+		case !d.IPv6:
+			return b, &FieldError{Field: "container-ip", Value: c.String(), Reason: "IPv6 is not enabled (init --ipv6)"}
+		case !n.Subnet6.IsValid():
+			return b, &FieldError{Field: "container-ip", Value: c.String(), Reason: fmt.Sprintf("network %q has no IPv6 subnet", n.Name)}
+		}
+		subnet = n.Subnet6
+	}
+	if !subnet.Contains(c) {
+		return b, &FieldError{Field: "container-ip", Value: c.String(), Reason: fmt.Sprintf("not in network %q's subnet %s", n.Name, subnet)}
+	}
+	h := b.HostIP.Unmap()
+	if !h.IsValid() && c.Is4() && n.HostBindingIPv4.IsValid() {
+		h = n.HostBindingIPv4.Unmap()
+	}
+	if !h.IsValid() {
+		if c.Is4() {
+			h = netip.IPv4Unspecified()
+		} else {
+			h = netip.IPv6Unspecified()
+		}
+	}
+	if h.Is4() != c.Is4() {
+		return b, &FieldError{Field: "host-ip", Value: h.String(), Reason: fmt.Sprintf("the container address %s is of the other address family", c)}
+	}
+	if h.Zone() != "" {
+		return b, &FieldError{Field: "host-ip", Value: h.String(), Reason: "must not have a zone"}
+	}
+	if h.IsMulticast() {
+		return b, &FieldError{Field: "host-ip", Value: h.String(), Reason: "must not be a multicast address"}
+	}
+	b.ContainerIP, b.HostIP = c, h
+	return b, nil
+}
+
+// clash reports whether two normalised bindings claim the same host
+// address and port: same proto and port, same family, and the same host
+// address or one of them on all addresses.
+func clash(a, b Binding) bool {
+	return a.Proto == b.Proto && a.HostPort == b.HostPort && a.HostIP.Is4() == b.HostIP.Is4() &&
+		(a.HostIP == b.HostIP || a.HostIP.IsUnspecified() || b.HostIP.IsUnspecified())
+}
+
+func hostAddr(b Binding) string {
+	return netip.AddrPortFrom(b.HostIP, b.HostPort).String() + "/" + string(b.Proto)
+}
+
+// CheckPublish validates bindings to publish on network n against the
+// bindings already published (existing, from [ReadBindings], all
+// networks) and returns them normalised. It refuses an internal network,
+// a bad binding ([Normalize]), a host address and port that is already
+// taken — the same address, or all addresses against a specific one of
+// the same family, in either direction — and the same conflicts within bs.
+func CheckPublish(d chains.DaemonConfig, n chains.Network, bs []Binding, existing []Published) ([]Binding, error) {
+	if n.Internal {
+		return nil, &FieldError{Field: "network", Value: n.Name, Reason: "is internal: ports cannot be published on an internal network"}
+	}
+	out := make([]Binding, 0, len(bs))
+	for _, b := range bs {
+		nb, err := Normalize(d, n, b)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range existing {
+			if !clash(nb, p.Binding) {
+				continue
+			}
+			reason := fmt.Sprintf("%s is already published by network %q (%s)", hostAddr(p.Binding), p.Network, p.Binding)
+			if p.Network == n.Name && p.Binding == nb {
+				reason = fmt.Sprintf("already published on network %q", n.Name)
+			} else if p.HostIP != nb.HostIP {
+				reason = fmt.Sprintf("overlaps %s, already published by network %q (%s)", hostAddr(p.Binding), p.Network, p.Binding)
+			}
+			return nil, &FieldError{Field: "binding", Value: nb.String(), Reason: reason}
+		}
+		for i, o := range out {
+			if clash(nb, o) {
+				return nil, &FieldError{Field: "binding", Value: nb.String(), Reason: fmt.Sprintf("conflicts with binding %d of the same request (%s)", i+1, o)}
+			}
+		}
+		out = append(out, nb)
+	}
+	return out, nil
+}
+
+// CheckUnpublish validates bindings to unpublish from network n and returns
+// them normalised: each must be published on n, exactly (same host
+// address and port, same container address and port), and listed once.
+func CheckUnpublish(d chains.DaemonConfig, n chains.Network, bs []Binding, existing []Published) ([]Binding, error) {
+	out := make([]Binding, 0, len(bs))
+	for _, b := range bs {
+		nb, err := Normalize(d, n, b)
+		if err != nil {
+			return nil, err
+		}
+		found := false
+		var near *Published
+		for i, p := range existing {
+			if p.Network == n.Name && p.Binding == nb {
+				found = true
+				break
+			}
+			if near == nil && p.Proto == nb.Proto && p.HostPort == nb.HostPort && p.HostIP == nb.HostIP {
+				near = &existing[i]
+			}
+		}
+		if !found {
+			reason := fmt.Sprintf("not published on network %q", n.Name)
+			if near != nil {
+				reason += fmt.Sprintf(" (%s is published by network %q as %s)", hostAddr(near.Binding), near.Network, near.Binding)
+			}
+			return nil, &FieldError{Field: "binding", Value: nb.String(), Reason: reason}
+		}
+		for i, o := range out {
+			if o == nb {
+				return nil, &FieldError{Field: "binding", Value: nb.String(), Reason: "listed twice (also binding " + strconv.Itoa(i+1) + " of the same request)"}
+			}
+		}
+		out = append(out, nb)
+	}
+	return out, nil
+}
