@@ -2,33 +2,19 @@ package nft
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/dnft/dnft/test/harness"
 	"github.com/stretchr/testify/require"
 )
 
-// testNS creates a throwaway named namespace and returns its name.
+// testNS creates a throwaway namespace and returns its name.
 func testNS(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("root required in CI")
-		}
-		t.Skip("needs root")
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "dnft-nt-" + hex.EncodeToString(b)
-	out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
-	require.NoError(t, err, string(out))
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	return name
+	return harness.Scratch(t).Name
 }
 
 func nftList(t *testing.T, ns string) string {
