@@ -136,3 +136,52 @@ func TestPrefixEnd(t *testing.T) {
 	_, ok := prefixEnd(netip.MustParsePrefix("255.0.0.0/8"))
 	require.False(t, ok)
 }
+
+func TestRulePositions(t *testing.T) {
+	ns := testNS(t)
+	ctx := context.Background()
+	c, err := Open(ctx, ns)
+	require.NoError(t, err)
+	defer c.Close()
+	tx := &Tx{}
+	tx.AddTable(IPv4)
+	tx.AddChain(Chain{Family: IPv4, Name: "c"})
+	tx.AddRule(Rule{Family: IPv4, Chain: "c", Action: Verdict{Kind: Accept}, Comment: "first"})
+	tx.AddRule(Rule{Family: IPv4, Chain: "c", Action: Verdict{Kind: Accept}, Comment: "last"})
+	require.NoError(t, c.Apply(ctx, tx))
+	cs, ok, err := c.ReadChain(ctx, IPv4, "c")
+	require.NoError(t, err)
+	require.True(t, ok)
+	tx = &Tx{}
+	tx.InsertRuleBefore(Rule{Family: IPv4, Chain: "c", Action: Verdict{Kind: Drop}, Comment: "before-last"}, cs.Rules[1].Handle)
+	tx.AddRuleAfter(Rule{Family: IPv4, Chain: "c", Action: Verdict{Kind: Drop}, Comment: "after-first"}, cs.Rules[0].Handle)
+	require.NoError(t, c.Apply(ctx, tx))
+	cs, _, err = c.ReadChain(ctx, IPv4, "c")
+	require.NoError(t, err)
+	var got []string
+	for _, r := range cs.Rules {
+		got = append(got, r.Comment)
+	}
+	require.Equal(t, []string{"first", "after-first", "before-last", "last"}, got)
+}
+
+func TestGeneration(t *testing.T) {
+	ns := testNS(t)
+	ctx := context.Background()
+	c, err := Open(ctx, ns)
+	require.NoError(t, err)
+	defer c.Close()
+	g0, err := c.Generation(ctx)
+	require.NoError(t, err)
+	tx := &Tx{}
+	tx.AddTable(IPv4)
+	g1, err := c.ApplyGen(ctx, tx, g0)
+	require.NoError(t, err)
+	require.Equal(t, g0+1, g1)
+	// Someone else commits: the cached generation is stale.
+	nftList(t, ns)
+	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "add", "table", "ip", "other").CombinedOutput()
+	require.NoError(t, err, string(out))
+	_, err = c.ApplyGen(ctx, &Tx{}, g1)
+	require.ErrorIs(t, err, ErrGenerationChanged)
+}

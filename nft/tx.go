@@ -84,6 +84,17 @@ func (tx *Tx) AddRule(r Rule) { tx.add(op{kind: opAddRule, fam: r.Family, rule: 
 // InsertRule prepends a rule to its chain.
 func (tx *Tx) InsertRule(r Rule) { tx.add(op{kind: opInsertRule, fam: r.Family, rule: r}) }
 
+// InsertRuleBefore inserts a rule before the rule with the given handle
+// (read it with [Conn.ReadChain]).
+func (tx *Tx) InsertRuleBefore(r Rule, handle uint64) {
+	tx.add(op{kind: opInsertRule, fam: r.Family, rule: r, handle: handle})
+}
+
+// AddRuleAfter adds a rule after the rule with the given handle.
+func (tx *Tx) AddRuleAfter(r Rule, handle uint64) {
+	tx.add(op{kind: opAddRule, fam: r.Family, rule: r, handle: handle})
+}
+
 // DeleteRule deletes the rule with the given handle.
 func (tx *Tx) DeleteRule(f Family, chain string, handle uint64) {
 	tx.add(op{kind: opDelRule, fam: f, rule: Rule{Family: f, Chain: chain}, handle: handle})
@@ -146,6 +157,9 @@ func (tx *Tx) build(nc *nftables.Conn) error {
 		case opAddRule, opInsertRule:
 			var r *nftables.Rule
 			r, err = libRule(t, o.rule, setIDs)
+			if r != nil {
+				r.Position = o.handle
+			}
 			if err == nil && o.kind == opAddRule {
 				nc.AddRule(r)
 			} else if err == nil {
