@@ -9,10 +9,25 @@ import (
 	"github.com/google/nftables/userdata"
 )
 
-// maxElemsPerMsg bounds the elements of one NEWSETELEM/DELSETELEM message:
-// google/nftables v0.3.0 silently truncates lists whose nested attribute
-// exceeds 64 KiB. Chunks still travel in one batch.
-const maxElemsPerMsg = 1000
+// maxElemsPerMsg and maxElemBytes bound the elements of one
+// NEWSETELEM/DELSETELEM message: google/nftables v0.3.0 silently truncates
+// lists whose nested attribute exceeds 64 KiB (mdlayher/netlink stores its
+// length in 16 bits), which 1000 elements with comments do. Chunks still
+// travel in one batch.
+const (
+	maxElemsPerMsg = 1000
+	maxElemBytes   = 48 << 10
+)
+
+// elemBytes over-estimates the encoded size of one element: its key, end
+// key, data, verdict chain and comment, plus attribute headers.
+func elemBytes(e nftables.SetElement) int {
+	n := 64 + len(e.Key) + len(e.KeyEnd) + len(e.Val) + len(e.Comment)
+	if e.VerdictData != nil {
+		n += len(e.VerdictData.Chain)
+	}
+	return n
+}
 
 // maxCommentLen is the kernel's limit on a comment (NFT_USERDATA_MAXLEN is
 // 256 bytes including type, length and NUL).
@@ -207,7 +222,11 @@ func buildElems(nc *nftables.Conn, t *nftables.Table, o op, id uint32) error {
 		elems = append(elems, le...)
 	}
 	for len(elems) > 0 {
-		n := min(len(elems), maxElemsPerMsg)
+		n, size := 0, 0
+		for n < len(elems) && n < maxElemsPerMsg && (n == 0 || size+elemBytes(elems[n]) <= maxElemBytes) {
+			size += elemBytes(elems[n])
+			n++
+		}
 		if o.kind == opAddElems {
 			err = nc.SetAddElements(s, elems[:n])
 		} else {
