@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/dnft/dnft/chains"
+	"github.com/dnft/dnft/ingress"
 	"github.com/dnft/dnft/nft"
 	"github.com/dnft/dnft/portmap"
 )
@@ -37,6 +38,9 @@ func (fw *Firewall) Publish(ctx context.Context, network string, bs []Binding) e
 	}
 	norm, err := portmap.CheckPublish(d, n, bs, existing)
 	if err != nil {
+		return fmt.Errorf("publish on %s: %w", network, err)
+	}
+	if err := ingress.CheckBindings(ctx, fw.conn, d, norm); err != nil {
 		return fmt.Errorf("publish on %s: %w", network, err)
 	}
 	if len(norm) == 0 {

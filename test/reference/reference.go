@@ -176,9 +176,13 @@ type ingressKey struct {
 	port  uint16
 }
 
+// ingressPort is one published ingress port of a family, reference
+// counted as swarm counts it: the rules exist while refs > 0.
 type ingressPort struct {
-	gw    string
-	rules []rule
+	gw     string
+	target netip.Addr
+	refs   int
+	rules  []rule
 }
 
 // ingressState is the per-family ingress state: it exists from the first
@@ -903,8 +907,11 @@ const defaultGateway = "docker_gwbridge"
 // IPv4, sets route_localnet=1 on G (if G exists in the namespace). Then
 // the per-port nat DNAT and the two filter ACCEPT rules are inserted. In
 // ip6tables the DNAT rule gets "! -s fe80::/10" like every IPv6 DNAT rule.
-// Publishing a proto/port that is already published in the family is an
-// error. A failure part-way undoes what the call did.
+// Publishing a proto/port that is already published in the family to the
+// same target on the same gateway bridge only increments its reference
+// count (no command runs), as swarm's ingress does for services sharing a
+// port; to another target or gateway bridge it is an error. A failure
+// part-way undoes what the call did.
 func (p *Programmer) PublishIngress(ctx context.Context, gwBridge string, proto portmap.Proto, pub uint16, target netip.Addr) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -922,7 +929,12 @@ func (p *Programmer) PublishIngress(ctx context.Context, gwBridge string, proto 
 	k := ingressKey{proto, pub}
 	st := p.ingress[fam]
 	if st != nil && st.ports[k] != nil {
-		return fmt.Errorf("reference: ingress %d/%s is already published (%s)", pub, proto, fam)
+		ip := st.ports[k]
+		if ip.target != target || ip.gw != gwBridge {
+			return fmt.Errorf("reference: ingress %d/%s is already published to %s on %s (%s)", pub, proto, ip.target, ip.gw, fam)
+		}
+		ip.refs++
+		return nil
 	}
 
 	t := &tx{p: p}
@@ -988,7 +1000,7 @@ func (p *Programmer) PublishIngress(ctx context.Context, gwBridge string, proto 
 		st.gwMasq[gwBridge] = *masq
 	}
 	st.gwRefs[gwBridge]++
-	st.ports[k] = &ingressPort{gw: gwBridge, rules: append([]rule(nil), t.added[first:]...)}
+	st.ports[k] = &ingressPort{gw: gwBridge, target: target, refs: 1, rules: append([]rule(nil), t.added[first:]...)}
 	if masq != nil && fam == IPv4 {
 		return p.writeSysctl(ctx, routeLocalnetPath(gwBridge), true)
 	}
@@ -1018,10 +1030,12 @@ func (p *Programmer) teardownIngress(ctx context.Context, fam Family) error {
 	return nil
 }
 
-// UnpublishIngress deletes the per-port ingress rules of proto/port, in
-// each family it is published in (IPv4, then IPv6). An empty gwBridge
-// means docker_gwbridge; it must be the bridge the port was published on.
-// The last port on a gateway bridge removes that bridge's masquerade rule;
+// UnpublishIngress removes one reference of proto/port in each family it
+// is published in (IPv4, then IPv6). An empty gwBridge means
+// docker_gwbridge; it must be the bridge the port was published on. Only
+// the last reference deletes the per-port rules (-D); no command runs for
+// the others. The last port on a gateway bridge removes that bridge's
+// masquerade rule;
 // the last port of a family also removes the FORWARD, nat PREROUTING and
 // nat OUTPUT jumps, the RETURN rules and both DOCKER-INGRESS chains (the
 // reverse of their creation). route_localnet is left as it is.
@@ -1043,6 +1057,10 @@ func (p *Programmer) UnpublishIngress(ctx context.Context, gwBridge string, prot
 			return fmt.Errorf("reference: ingress %d/%s is published on %q, not %q", pub, proto, ip.gw, gwBridge)
 		}
 		found = true
+		if ip.refs > 1 {
+			ip.refs--
+			continue
+		}
 		if err := p.deleteRules(ctx, ip.rules); err != nil {
 			return err
 		}

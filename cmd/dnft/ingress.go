@@ -1,0 +1,154 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dnft/dnft"
+	"github.com/dnft/dnft/ingress"
+	"github.com/dnft/dnft/portmap"
+)
+
+func newIngressCmd(a *app) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "ingress",
+		Short: "Manage swarm ingress ports",
+		Long: `Manage swarm ingress ports: packets to any local address on the published
+port are DNATed to the ingress sandbox on the gateway bridge (Docker's
+DOCKER-INGRESS chains). Publications are reference counted as swarm counts
+them: the port stays until it was unpublished as often as it was published.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRunE,
+	}
+	c.AddCommand(newIngressPublishCmd(a), newIngressUnpublishCmd(a), newIngressLsCmd(a))
+	return c
+}
+
+func newIngressPublishCmd(a *app) *cobra.Command {
+	var pub, target, bridge string
+	c := &cobra.Command{
+		Use:   "publish -p PUB[/PROTO] --target IP [--bridge IFNAME]",
+		Short: "Publish an ingress port (or add a reference to it)",
+		Args:  exactArgs(),
+		RunE: func(c *cobra.Command, _ []string) error {
+			if pub == "" {
+				return usageErrorf("ingress publish: missing -p PUB[/PROTO]")
+			}
+			if target == "" {
+				return usageErrorf("ingress publish: missing --target")
+			}
+			port, proto, err := parsePublish(pub)
+			if err != nil {
+				return err
+			}
+			t, err := netip.ParseAddr(target)
+			if err != nil {
+				return &dnft.FieldError{Field: "target", Value: target, Reason: netipReason(err, "ParseAddr", target)}
+			}
+			p := dnft.IngressPort{GwBridge: bridge, Proto: proto, Port: port, Target: t}
+			err = a.withFirewall(c.Context(), func(fw *dnft.Firewall) error {
+				return fw.PublishIngress(c.Context(), p)
+			})
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(c.OutOrStdout(), ingress.PortProto(port, proto))
+			return err
+		},
+	}
+	fl := c.Flags()
+	fl.StringVarP(&pub, "publish", "p", "", "published port and protocol: PUB[/tcp|udp|sctp] (default tcp)")
+	fl.StringVar(&target, "target", "", "the ingress sandbox's address on the gateway bridge")
+	fl.StringVar(&bridge, "bridge", ingress.DefaultGateway, "gateway bridge interface")
+	return c
+}
+
+func newIngressUnpublishCmd(a *app) *cobra.Command {
+	var pub, target, bridge string
+	c := &cobra.Command{
+		Use:   "unpublish -p PUB[/PROTO] [--target IP] [--bridge IFNAME]",
+		Short: "Remove one reference of an ingress port",
+		Long: `Remove one reference of an ingress port, in every address family it is
+published in (only the family of --target when given). The last reference
+removes the port; the last port removes the DOCKER-INGRESS chains.`,
+		Args: exactArgs(),
+		RunE: func(c *cobra.Command, _ []string) error {
+			if pub == "" {
+				return usageErrorf("ingress unpublish: missing -p PUB[/PROTO]")
+			}
+			port, proto, err := parsePublish(pub)
+			if err != nil {
+				return err
+			}
+			p := dnft.IngressPort{GwBridge: bridge, Proto: proto, Port: port}
+			if target != "" {
+				if p.Target, err = netip.ParseAddr(target); err != nil {
+					return &dnft.FieldError{Field: "target", Value: target, Reason: netipReason(err, "ParseAddr", target)}
+				}
+			}
+			err = a.withFirewall(c.Context(), func(fw *dnft.Firewall) error {
+				return fw.UnpublishIngress(c.Context(), p)
+			})
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(c.OutOrStdout(), ingress.PortProto(port, proto))
+			return err
+		},
+	}
+	fl := c.Flags()
+	fl.StringVarP(&pub, "publish", "p", "", "published port and protocol: PUB[/tcp|udp|sctp] (default tcp)")
+	fl.StringVar(&target, "target", "", "only if published to this address (and only in its family)")
+	fl.StringVar(&bridge, "bridge", "", "only if published on this gateway bridge")
+	return c
+}
+
+func newIngressLsCmd(a *app) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List ingress ports, oldest first",
+		Args:    exactArgs(),
+		RunE: func(c *cobra.Command, _ []string) error {
+			var ps []dnft.IngressPublished
+			err := a.withFirewall(c.Context(), func(fw *dnft.Firewall) error {
+				var err error
+				ps, err = fw.Ingress(c.Context())
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(c.OutOrStdout(), ingressJSON(ps))
+			}
+			return writeIngressTable(c.OutOrStdout(), ps)
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	return c
+}
+
+// parsePublish parses PUB[/PROTO]; the protocol defaults to tcp.
+func parsePublish(s string) (uint16, portmap.Proto, error) {
+	num, proto, hasProto := strings.Cut(s, "/")
+	p := portmap.TCP
+	if hasProto {
+		p = portmap.Proto(strings.ToLower(proto))
+		switch p {
+		case portmap.TCP, portmap.UDP, portmap.SCTP:
+		default:
+			return 0, "", &dnft.FieldError{Field: "publish", Value: s, Reason: "the protocol must be tcp, udp or sctp"}
+		}
+	}
+	n, err := strconv.ParseUint(num, 10, 16)
+	if err != nil || n == 0 {
+		return 0, "", &dnft.FieldError{Field: "publish", Value: s, Reason: "want PORT[/PROTO] with PORT 1-65535"}
+	}
+	return uint16(n), p, nil
+}
