@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,10 +54,33 @@ var ErrIPForwardOff = errors.New("IP forwarding is off")
 
 // Firewall programs Docker's firewall semantics into one network namespace.
 // Its methods are safe for concurrent use.
+//
+// It keeps a copy of the state it checks operations against (daemon
+// configuration, networks, published bindings), loaded from the kernel
+// once and updated by its own commits, so that an operation costs the
+// same whatever the number of published ports. Before each operation it
+// compares the kernel's ruleset generation with the one recorded after its
+// last load or commit: if anything else changed the ruleset since (another
+// process, an operator, another Firewall), it loads the state again.
 type Firewall struct {
 	mu      sync.Mutex
 	conn    *nft.Conn
 	lastSeq int64
+	v       view
+	ct      *nft.Conntrack // opened on first use
+	warn    func(error)
+}
+
+// view is what the Firewall knows of the kernel's state at generation
+// gen. It is valid only while the kernel's generation is still gen.
+type view struct {
+	valid       bool
+	gen         uint32
+	initialized bool
+	d           DaemonConfig
+	nets        []Network
+	// idx holds the published bindings; nil until an operation needs it.
+	idx *portmap.Index
 }
 
 // Open binds a Firewall to a network namespace: "" for the calling
@@ -69,8 +93,32 @@ func Open(ctx context.Context, netns string) (*Firewall, error) {
 	return &Firewall{conn: c}, nil
 }
 
-// Close releases the netlink socket.
-func (fw *Firewall) Close() error { return fw.conn.Close() }
+// Close releases the netlink sockets.
+func (fw *Firewall) Close() error {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	var errs []error
+	if fw.ct != nil {
+		errs = append(errs, fw.ct.Close())
+		fw.ct = nil
+	}
+	return errors.Join(append(errs, fw.conn.Close())...)
+}
+
+// SetWarnFunc sets the function that receives errors of work that follows
+// a successful commit and does not undo it, such as the conntrack cleanup
+// after publishing. By default they are dropped.
+func (fw *Firewall) SetWarnFunc(f func(error)) {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	fw.warn = f
+}
+
+func (fw *Firewall) warnf(err error) {
+	if err != nil && fw.warn != nil {
+		fw.warn(err)
+	}
+}
 
 // NetNS returns the namespace path the firewall is bound to.
 func (fw *Firewall) NetNS() string { return fw.conn.NetNS() }
@@ -85,20 +133,106 @@ func (fw *Firewall) seq() int64 {
 	return s
 }
 
-// state reads the daemon configuration and networks.
-func (fw *Firewall) state(ctx context.Context) (chains.DaemonConfig, []chains.Network, error) {
+// fresh makes fw.v describe the kernel's current state: it reads the
+// ruleset generation and, when it is not the one fw.v was loaded or last
+// committed at, reads the daemon configuration and networks again and
+// drops the binding index (loaded again when needed). The generation is
+// read before the state, so a change in between makes the next check
+// load again rather than go unnoticed.
+func (fw *Firewall) fresh(ctx context.Context) error {
+	g, err := fw.conn.Generation(ctx)
+	if err != nil {
+		fw.v = view{}
+		return err
+	}
+	if fw.v.valid && fw.v.gen == g {
+		return nil
+	}
+	fw.v = view{}
 	s, ok, err := fw.conn.ReadSet(ctx, nft.IPv4, chains.SetNetworks)
 	if err != nil {
-		return chains.DaemonConfig{}, nil, err
+		return err
 	}
 	d, nets, initialized, err := chains.ReadState(s, ok)
 	if err != nil {
-		return d, nil, err
+		return err
 	}
-	if !initialized {
-		return d, nil, ErrNotInitialized
+	fw.v = view{valid: true, gen: g, initialized: initialized, d: d, nets: nets}
+	return nil
+}
+
+// state returns the daemon configuration and networks (a copy), checked
+// against the kernel's generation.
+func (fw *Firewall) state(ctx context.Context) (chains.DaemonConfig, []chains.Network, error) {
+	if err := fw.fresh(ctx); err != nil {
+		return chains.DaemonConfig{}, nil, err
 	}
-	return d, nets, nil
+	if !fw.v.initialized {
+		return fw.v.d, nil, ErrNotInitialized
+	}
+	return fw.v.d, slices.Clone(fw.v.nets), nil
+}
+
+// index returns the published bindings of fw.v, reading them from the
+// kernel if fw.v has none yet. Call it right after [Firewall.state].
+func (fw *Firewall) index(ctx context.Context) (*portmap.Index, error) {
+	if fw.v.idx == nil {
+		ps, err := portmap.ReadBindings(ctx, fw.conn, fw.v.d)
+		if err != nil {
+			return nil, err
+		}
+		fw.v.idx = portmap.NewIndex(ps)
+	}
+	return fw.v.idx, nil
+}
+
+// commit applies tx, which was computed from fw.v, in one batch. The
+// batch is sent only if the kernel's generation is still fw.v's
+// (otherwise nft.ErrGenerationChanged, see [Firewall.retry]). After the
+// commit, update brings fw.v up to date and fw.v takes the new
+// generation, but only if that is exactly one more than before: if
+// another commit slipped in, or update is nil, fw.v is dropped and the
+// next operation loads it again. An empty tx sends nothing.
+func (fw *Firewall) commit(ctx context.Context, tx *nft.Tx, update func(*view)) error {
+	if tx.Len() == 0 {
+		return nil
+	}
+	var want uint32
+	if fw.v.valid {
+		want = fw.v.gen
+	}
+	g, err := fw.conn.ApplyGen(ctx, tx, want)
+	if err != nil {
+		fw.v = view{}
+		return err
+	}
+	if want == 0 || update == nil || g != nextGen(want) {
+		fw.v = view{}
+		return nil
+	}
+	update(&fw.v)
+	fw.v.gen = g
+	return nil
+}
+
+// nextGen is the generation after one commit (the kernel skips 0).
+func nextGen(g uint32) uint32 {
+	if g++; g == 0 {
+		g++
+	}
+	return g
+}
+
+// retry runs op, which reads fw.v and commits, again when the ruleset
+// changed between its check and its commit, at most three times in all.
+func (fw *Firewall) retry(op func() error) error {
+	for i := 0; ; i++ {
+		err := op()
+		if i < 2 && errors.Is(err, nft.ErrGenerationChanged) {
+			continue
+		}
+		return err
+	}
 }
 
 // Daemon returns the configuration Init was given. ok is false before Init.
@@ -127,15 +261,32 @@ func (fw *Firewall) Networks(ctx context.Context) ([]Network, error) {
 func (fw *Firewall) Init(ctx context.Context, d DaemonConfig) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	var turnOn []string
+	err := fw.retry(func() error {
+		var err error
+		turnOn, err = fw.initialize(ctx, d)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range turnOn {
+		if err := fw.conn.SetSysctl(k, "1"); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+	}
+	return nil
+}
+
+// initialize checks and commits Init's batch, and returns the forwarding
+// sysctls to turn on.
+func (fw *Firewall) initialize(ctx context.Context, d DaemonConfig) ([]string, error) {
 	cur, _, err := fw.state(ctx)
 	switch {
 	case err == nil:
-		if err := sameDaemon(cur, d); err != nil {
-			return err
-		}
-		return nil
+		return nil, sameDaemon(cur, d)
 	case !errors.Is(err, ErrNotInitialized):
-		return fmt.Errorf("init: %w", err)
+		return nil, fmt.Errorf("init: %w", err)
 	}
 	forward := []string{"net.ipv4.ip_forward"}
 	if d.IPv6 {
@@ -145,11 +296,11 @@ func (fw *Firewall) Init(ctx context.Context, d DaemonConfig) error {
 	for _, k := range forward {
 		v, _, err := fw.conn.Sysctl(k)
 		if err != nil {
-			return fmt.Errorf("init: %w", err)
+			return nil, fmt.Errorf("init: %w", err)
 		}
 		if v != "1" {
 			if !d.IPForward {
-				return fmt.Errorf("init: %w: %s is %s in namespace %s, so containers could not reach or be reached from outside; turn it on or pass --ip-forward to let dnft do it", ErrIPForwardOff, k, v, fw.conn.NetNS())
+				return nil, fmt.Errorf("init: %w: %s is %s in namespace %s, so containers could not reach or be reached from outside; turn it on or pass --ip-forward to let dnft do it", ErrIPForwardOff, k, v, fw.conn.NetNS())
 			}
 			turnOn = append(turnOn, k)
 		}
@@ -157,15 +308,10 @@ func (fw *Firewall) Init(ctx context.Context, d DaemonConfig) error {
 	tx := &nft.Tx{}
 	chains.Init(tx, d)
 	portmap.Init(tx, d)
-	if err := fw.conn.Apply(ctx, tx); err != nil {
-		return fmt.Errorf("init: %w", err)
+	if err := fw.commit(ctx, tx, nil); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
 	}
-	for _, k := range turnOn {
-		if err := fw.conn.SetSysctl(k, "1"); err != nil {
-			return fmt.Errorf("init: %w", err)
-		}
-	}
-	return nil
+	return turnOn, nil
 }
 
 func sameDaemon(cur, want DaemonConfig) error {
@@ -197,6 +343,8 @@ func (fw *Firewall) Reset(ctx context.Context) error {
 			tx.DeleteTable(f)
 		}
 	}
+	// No generation check: Reset must work whatever the state.
+	fw.v = view{}
 	if err := fw.conn.Apply(ctx, tx); err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}

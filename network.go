@@ -3,10 +3,10 @@ package dnft
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/dnft/dnft/chains"
 	"github.com/dnft/dnft/nft"
-	"github.com/dnft/dnft/portmap"
 )
 
 // CreateNetwork programs a bridge network in one batch. The configuration
@@ -18,20 +18,32 @@ func (fw *Firewall) CreateNetwork(ctx context.Context, n NetworkConfig) error {
 	if err := n.Validate(); err != nil {
 		return fmt.Errorf("create network: %w", err)
 	}
-	d, nets, err := fw.state(ctx)
+	var d DaemonConfig
+	err := fw.retry(func() error {
+		var (
+			nets []Network
+			err  error
+		)
+		d, nets, err = fw.state(ctx)
+		if err != nil {
+			return fmt.Errorf("create network %s: %w", n.Name, err)
+		}
+		if err := chains.CheckNew(n, nets); err != nil {
+			return fmt.Errorf("create network: %w", err)
+		}
+		if n.Subnet6.IsValid() && !d.IPv6 {
+			return fmt.Errorf("create network: %w", &FieldError{Field: "subnet", Value: n.Subnet6.String(), Reason: "IPv6 is not enabled (init --ipv6)"})
+		}
+		nw := chains.Network{NetworkConfig: n, Seq: fw.seq()}
+		tx := &nft.Tx{}
+		chains.CreateNetwork(tx, d, nw)
+		if err := fw.commit(ctx, tx, func(v *view) { v.nets = append(v.nets, nw) }); err != nil {
+			return fmt.Errorf("create network %s: %w", n.Name, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("create network %s: %w", n.Name, err)
-	}
-	if err := chains.CheckNew(n, nets); err != nil {
-		return fmt.Errorf("create network: %w", err)
-	}
-	if n.Subnet6.IsValid() && !d.IPv6 {
-		return fmt.Errorf("create network: %w", &FieldError{Field: "subnet", Value: n.Subnet6.String(), Reason: "IPv6 is not enabled (init --ipv6)"})
-	}
-	tx := &nft.Tx{}
-	chains.CreateNetwork(tx, d, chains.Network{NetworkConfig: n, Seq: fw.seq()})
-	if err := fw.conn.Apply(ctx, tx); err != nil {
-		return fmt.Errorf("create network %s: %w", n.Name, err)
+		return err
 	}
 	return fw.networkSysctls(d, n)
 }
@@ -66,30 +78,47 @@ func (fw *Firewall) routeLocalnet(bridge string) error {
 	return fw.conn.SetSysctl(key, "1")
 }
 
-// RemoveNetwork deletes exactly what CreateNetwork added, in one batch.
-func (fw *Firewall) RemoveNetwork(ctx context.Context, name string) error {
+// RemoveNetwork deletes exactly what CreateNetwork added, in one batch. A
+// network that still has published ports is refused (a FieldError),
+// unless force is set: then the same batch first unpublishes them, as
+// [Firewall.Unpublish] would, and conntrack entries are cleaned up after.
+func (fw *Firewall) RemoveNetwork(ctx context.Context, name string, force bool) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	d, nets, err := fw.state(ctx)
+	var gone []Binding
+	err := fw.retry(func() error {
+		d, nets, err := fw.state(ctx)
+		if err != nil {
+			return err
+		}
+		n, ok := chains.Find(nets, name)
+		if !ok {
+			return &FieldError{Field: "network", Value: name, Reason: "no such network"}
+		}
+		x, err := fw.index(ctx)
+		if err != nil {
+			return err
+		}
+		mine := x.Network(name)
+		if len(mine) > 0 && !force {
+			return &FieldError{Field: "network", Value: name,
+				Reason: fmt.Sprintf("still has %d published port(s) (first: %s); unpublish them first or force the removal", len(mine), mine[0].Binding)}
+		}
+		gone = make([]Binding, len(mine))
+		for i, p := range mine {
+			gone[i] = p.Binding
+		}
+		tx := &nft.Tx{}
+		x.Unpublish(tx, d, n, gone)
+		chains.RemoveNetwork(tx, d, n)
+		return fw.commit(ctx, tx, func(v *view) {
+			v.idx.Remove(name, gone)
+			v.nets = slices.DeleteFunc(v.nets, func(o Network) bool { return o.Name == name })
+		})
+	})
 	if err != nil {
 		return fmt.Errorf("remove network %s: %w", name, err)
 	}
-	n, ok := chains.Find(nets, name)
-	if !ok {
-		return fmt.Errorf("remove network: %w", &FieldError{Field: "network", Value: name, Reason: "no such network"})
-	}
-	ports, err := portmap.ReadBindings(ctx, fw.conn, d)
-	if err != nil {
-		return fmt.Errorf("remove network %s: %w", name, err)
-	}
-	if mine := portmap.OfNetwork(ports, name); len(mine) > 0 {
-		return fmt.Errorf("remove network: %w", &FieldError{Field: "network", Value: name,
-			Reason: fmt.Sprintf("still has %d published port(s) (first: %s); unpublish them first", len(mine), mine[0].Binding)})
-	}
-	tx := &nft.Tx{}
-	chains.RemoveNetwork(tx, d, n)
-	if err := fw.conn.Apply(ctx, tx); err != nil {
-		return fmt.Errorf("remove network %s: %w", name, err)
-	}
+	fw.clearConntrack(ctx, gone)
 	return nil
 }

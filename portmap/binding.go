@@ -1,6 +1,11 @@
 // Package portmap describes Docker's published ports (DNAT, filter accept,
 // hairpin masquerade and loopback protection) as nftables set and map
 // elements for package nft to program.
+//
+// It also parses Docker's `-p` specs ([ParseSpec]), keeps the published
+// bindings in memory ([Index]) so that checking and queuing a publication
+// costs the same whatever the number of bindings, and allocates host ports
+// the way Docker does ([Index.Resolve]).
 package portmap
 
 import (

@@ -154,10 +154,13 @@ func isLoopback(a netip.Addr) bool {
 	return a == netip.IPv6Loopback()
 }
 
-// elem is one set or map element of a binding.
+// elem is one set or map element of a binding. A shared element belongs
+// to the binding's container port rather than to the binding: every
+// binding of the network that forwards to that port owns it.
 type elem struct {
-	set nft.Set
-	e   nft.Element
+	set    nft.Set
+	e      nft.Element
+	shared bool
 }
 
 // id identifies an element by set and key (not by data or comment).
@@ -180,7 +183,8 @@ func elements(d chains.DaemonConfig, n chains.Network, b Binding, seq int64) []e
 	owner := record(n.Name, 0, false)
 	target := netip.AddrPortFrom(c, cp)
 	var out []elem
-	add := func(s nft.Set, e nft.Element) { out = append(out, elem{s, e}) }
+	add := func(s nft.Set, e nft.Element) { out = append(out, elem{s, e, false}) }
+	addShared := func(s nft.Set, e nft.Element) { out = append(out, elem{s, e, true}) }
 
 	if h.IsUnspecified() {
 		add(DNATAnyMap(f), nft.Element{Key: []nft.Value{nft.Proto(p), nft.Port(hp)}, Target: target, Comment: record(n.Name, seq, true)})
@@ -193,8 +197,8 @@ func elements(d chains.DaemonConfig, n chains.Network, b Binding, seq int64) []e
 			add(skipHostSet(f), nft.Element{Key: []nft.Value{nft.Ifname(n.Bridge), nft.Addr(h), nft.Proto(p), nft.Port(hp)}, Comment: owner})
 		}
 	}
-	add(chains.PublishedSet(f), nft.Element{Key: []nft.Value{nft.Addr(c), nft.Proto(p), nft.Port(cp)}, Comment: owner})
-	add(hairpinSet(f), nft.Element{Key: []nft.Value{nft.Addr(c), nft.Addr(c), nft.Proto(p), nft.Port(cp)}, Comment: owner})
+	addShared(chains.PublishedSet(f), nft.Element{Key: []nft.Value{nft.Addr(c), nft.Proto(p), nft.Port(cp)}, Comment: owner})
+	addShared(hairpinSet(f), nft.Element{Key: []nft.Value{nft.Addr(c), nft.Addr(c), nft.Proto(p), nft.Port(cp)}, Comment: owner})
 	if !h.IsUnspecified() && isLoopback(h) && !d.AllowDirectRouting {
 		add(loopbackSet(f), nft.Element{Key: []nft.Value{nft.Addr(h), nft.Proto(p), nft.Port(hp)}, Comment: owner})
 	}
@@ -215,23 +219,6 @@ func record(network string, seq int64, withSeq bool) string {
 	return s
 }
 
-// existingIDs returns the ids of every element that the bindings of
-// network n in existing own, except those of the bindings in skip. Only n's
-// bindings can share an element with a binding of n: shared elements are
-// keyed by the container address, which lies in n's subnet.
-func existingIDs(d chains.DaemonConfig, n chains.Network, existing []Published, skip map[pubKey]bool) map[string]bool {
-	ids := map[string]bool{}
-	for _, p := range existing {
-		if p.Network != n.Name || skip[p.key()] {
-			continue
-		}
-		for _, x := range elements(d, n, p.Binding, p.Seq) {
-			ids[x.id()] = true
-		}
-	}
-	return ids
-}
-
 // Publish queues the elements of the bindings bs, which must have been
 // checked and normalised by [CheckPublish] against existing (what
 // [ReadBindings] returned). Binding i gets the sequence number seq+i.
@@ -240,8 +227,15 @@ func existingIDs(d chains.DaemonConfig, n chains.Network, existing []Published, 
 // again, so that [Unpublish] of the new bindings deletes exactly what this
 // added.
 func Publish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, seq int64, existing []Published) {
-	have := existingIDs(d, n, existing, nil)
-	queue(tx, d, n, bs, seq, have, tx.AddElements)
+	NewIndex(existing).Publish(tx, d, n, bs, seq)
+}
+
+// Publish is [Publish] against the bindings of the index (which it does
+// not change: call [Index.Add] once the transaction is committed).
+func (x *Index) Publish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, seq int64) {
+	queue(tx, d, n, bs, seq, func(b Binding, e elem) bool {
+		return e.shared && x.sharing(n.Name, b) > 0
+	}, tx.AddElements)
 }
 
 // Unpublish queues the deletion of the elements of the bindings bs, which
@@ -249,17 +243,25 @@ func Publish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, 
 // existing (what [ReadBindings] returned). Elements that a binding staying
 // published still needs are kept.
 func Unpublish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, existing []Published) {
-	gone := map[pubKey]bool{}
-	for _, b := range bs {
-		gone[Published{Network: n.Name, Binding: b}.key()] = true
-	}
-	keep := existingIDs(d, n, existing, gone)
-	queue(tx, d, n, bs, 0, keep, tx.DeleteElements)
+	NewIndex(existing).Unpublish(tx, d, n, bs)
 }
 
-// queue collects the elements of bs that are not in skip (each once),
+// Unpublish is [Unpublish] against the bindings of the index (which it
+// does not change: call [Index.Remove] once the transaction is
+// committed). bs must be published and listed once each.
+func (x *Index) Unpublish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding) {
+	gone := map[targetKey]int{}
+	for _, b := range bs {
+		gone[targetOf(n.Name, b)]++
+	}
+	queue(tx, d, n, bs, 0, func(b Binding, e elem) bool {
+		return e.shared && x.sharing(n.Name, b) > gone[targetOf(n.Name, b)]
+	}, tx.DeleteElements)
+}
+
+// queue collects the elements of bs that skip does not refuse (each once),
 // grouped by set in first-seen order, and passes them to do.
-func queue(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, seq int64, skip map[string]bool, do func(nft.Set, ...nft.Element)) {
+func queue(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, seq int64, skip func(Binding, elem) bool, do func(nft.Set, ...nft.Element)) {
 	var order []string
 	groups := map[string]*struct {
 		set   nft.Set
@@ -268,8 +270,11 @@ func queue(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, se
 	seen := map[string]bool{}
 	for i, b := range bs {
 		for _, x := range elements(d, n, b, seq+int64(i)) {
+			if skip(b, x) {
+				continue
+			}
 			id := x.id()
-			if skip[id] || seen[id] {
+			if seen[id] {
 				continue
 			}
 			seen[id] = true

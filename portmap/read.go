@@ -21,15 +21,11 @@ type Published struct {
 	Binding
 	// Seq orders bindings by publication (larger is newer).
 	Seq int64
+	// Packets and Bytes are the counter of the binding's DNAT map element
+	// as read back (the first packet of every connection it forwarded);
+	// zero in an [Index].
+	Packets, Bytes uint64
 }
-
-// pubKey identifies a published binding (its sequence number aside).
-type pubKey struct {
-	network string
-	b       Binding
-}
-
-func (p Published) key() pubKey { return pubKey{p.Network, p.Binding} }
 
 // SetReader reads one set or map; *nft.Conn implements it.
 type SetReader interface {
@@ -93,7 +89,7 @@ func DecodeBindings(f nft.Family, host, all nft.SetState) ([]Published, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s map %s: element %s: %w", f, m.s.Name, b, err)
 			}
-			out = append(out, Published{Network: network, Binding: b, Seq: seq})
+			out = append(out, Published{Network: network, Binding: b, Seq: seq, Packets: e.Packets, Bytes: e.Bytes})
 		}
 	}
 	SortPublished(out)

@@ -93,71 +93,103 @@ func hostAddr(b Binding) string {
 // a bad binding ([Normalize]), a host address and port that is already
 // taken — the same address, or all addresses against a specific one of
 // the same family, in either direction — and the same conflicts within bs.
+// It indexes existing first; [Index.CheckPublish] is the same check
+// against a kept index.
 func CheckPublish(d chains.DaemonConfig, n chains.Network, bs []Binding, existing []Published) ([]Binding, error) {
+	return NewIndex(existing).CheckPublish(d, n, bs)
+}
+
+// CheckPublish is [CheckPublish] against the bindings of the index. Its
+// cost grows with len(bs), not with the number of published bindings.
+func (x *Index) CheckPublish(d chains.DaemonConfig, n chains.Network, bs []Binding) ([]Binding, error) {
 	if n.Internal {
 		return nil, &FieldError{Field: "network", Value: n.Name, Reason: "is internal: ports cannot be published on an internal network"}
 	}
 	out := make([]Binding, 0, len(bs))
+	req := claims{}
 	for _, b := range bs {
 		nb, err := Normalize(d, n, b)
 		if err != nil {
 			return nil, err
 		}
-		for _, p := range existing {
-			if !clash(nb, p.Binding) {
-				continue
-			}
-			reason := fmt.Sprintf("%s is already published by network %q (%s)", hostAddr(p.Binding), p.Network, p.Binding)
-			if p.Network == n.Name && p.Binding == nb {
-				reason = fmt.Sprintf("already published on network %q", n.Name)
-			} else if p.HostIP != nb.HostIP {
-				reason = fmt.Sprintf("overlaps %s, already published by network %q (%s)", hostAddr(p.Binding), p.Network, p.Binding)
-			}
-			return nil, &FieldError{Field: "binding", Value: nb.String(), Reason: reason}
+		if err := x.checkFree(n, nb, req); err != nil {
+			return nil, err
 		}
-		for i, o := range out {
-			if clash(nb, o) {
-				return nil, &FieldError{Field: "binding", Value: nb.String(), Reason: fmt.Sprintf("conflicts with binding %d of the same request (%s)", i+1, o)}
-			}
-		}
+		req.add(nb, len(out))
 		out = append(out, nb)
 	}
 	return out, nil
+}
+
+// checkFree refuses a normalised binding whose host address and port a
+// published binding or an earlier binding of the same request (req)
+// claims.
+func (x *Index) checkFree(n chains.Network, nb Binding, req claims) error {
+	if p, ok := x.clashWith(nb); ok {
+		reason := fmt.Sprintf("%s is already published by network %q (%s)", hostAddr(p.Binding), p.Network, p.Binding)
+		if p.Network == n.Name && p.Binding == nb {
+			reason = fmt.Sprintf("already published on network %q", n.Name)
+		} else if p.HostIP != nb.HostIP {
+			reason = fmt.Sprintf("overlaps %s, already published by network %q (%s)", hostAddr(p.Binding), p.Network, p.Binding)
+		}
+		return &FieldError{Field: "binding", Value: nb.String(), Reason: reason}
+	}
+	if i, o, ok := req.clashWith(nb); ok {
+		return &FieldError{Field: "binding", Value: nb.String(), Reason: fmt.Sprintf("conflicts with binding %d of the same request (%s)", i+1, o)}
+	}
+	return nil
+}
+
+// claims are the host ports claimed by the bindings of one request, with
+// each binding's position in it.
+type claims map[claimKey][]claimed
+
+type claimed struct {
+	b Binding
+	i int
+}
+
+func (c claims) add(b Binding, i int) {
+	k := claimOf(b)
+	c[k] = append(c[k], claimed{b, i})
+}
+
+func (c claims) clashWith(b Binding) (int, Binding, bool) {
+	for _, o := range c[claimOf(b)] {
+		if clash(b, o.b) {
+			return o.i, o.b, true
+		}
+	}
+	return 0, Binding{}, false
 }
 
 // CheckUnpublish validates bindings to unpublish from network n and returns
 // them normalised: each must be published on n, exactly (same host
 // address and port, same container address and port), and listed once.
 func CheckUnpublish(d chains.DaemonConfig, n chains.Network, bs []Binding, existing []Published) ([]Binding, error) {
+	return NewIndex(existing).CheckUnpublish(d, n, bs)
+}
+
+// CheckUnpublish is [CheckUnpublish] against the bindings of the index.
+func (x *Index) CheckUnpublish(d chains.DaemonConfig, n chains.Network, bs []Binding) ([]Binding, error) {
 	out := make([]Binding, 0, len(bs))
+	seen := map[Binding]int{}
 	for _, b := range bs {
 		nb, err := Normalize(d, n, b)
 		if err != nil {
 			return nil, err
 		}
-		found := false
-		var near *Published
-		for i, p := range existing {
-			if p.Network == n.Name && p.Binding == nb {
-				found = true
-				break
-			}
-			if near == nil && p.Proto == nb.Proto && p.HostPort == nb.HostPort && p.HostIP == nb.HostIP {
-				near = &existing[i]
-			}
-		}
-		if !found {
+		if _, ok := x.Lookup(n.Name, nb); !ok {
 			reason := fmt.Sprintf("not published on network %q", n.Name)
-			if near != nil {
+			if near, ok := x.sameHost(nb); ok {
 				reason += fmt.Sprintf(" (%s is published by network %q as %s)", hostAddr(near.Binding), near.Network, near.Binding)
 			}
 			return nil, &FieldError{Field: "binding", Value: nb.String(), Reason: reason}
 		}
-		for i, o := range out {
-			if o == nb {
-				return nil, &FieldError{Field: "binding", Value: nb.String(), Reason: "listed twice (also binding " + strconv.Itoa(i+1) + " of the same request)"}
-			}
+		if i, dup := seen[nb]; dup {
+			return nil, &FieldError{Field: "binding", Value: nb.String(), Reason: "listed twice (also binding " + strconv.Itoa(i+1) + " of the same request)"}
 		}
+		seen[nb] = len(out)
 		out = append(out, nb)
 	}
 	return out, nil

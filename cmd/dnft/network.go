@@ -58,14 +58,18 @@ Network options (-o KEY=VALUE), as for docker network create:
 }
 
 func newNetworkRmCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	c := &cobra.Command{
 		Use:     "rm NAME",
 		Aliases: []string{"remove"},
 		Short:   "Remove a network's rules",
-		Args:    exactArgs("NAME"),
+		Long: `Remove a network's rules in one batch. A network that still has published
+ports is refused unless --force is given, which unpublishes them in the same
+batch.`,
+		Args: exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
 			err := a.withFirewall(c.Context(), func(fw *dnft.Firewall) error {
-				return fw.RemoveNetwork(c.Context(), args[0])
+				return fw.RemoveNetwork(c.Context(), args[0], force)
 			})
 			if err != nil {
 				return err
@@ -74,6 +78,8 @@ func newNetworkRmCmd(a *app) *cobra.Command {
 			return err
 		},
 	}
+	c.Flags().BoolVarP(&force, "force", "f", false, "also unpublish the network's published ports")
+	return c
 }
 
 func newNetworkLsCmd(a *app) *cobra.Command {

@@ -56,6 +56,7 @@ Exit status: 0 success, 1 failure, 2 bad input (nothing was changed).`,
 		newResetCmd(a),
 		newVersionCmd(),
 		newDemoCmd(a),
+		newPortCmd(a),
 		newIngressCmd(a),
 	)
 	return root

@@ -30,7 +30,7 @@ func TestDockerUser(t *testing.T) {
 
 	extra := dnft.NetworkConfig{Name: "extra", Bridge: "br-extra", Subnet4: pfx("10.99.0.0/24"), ICC: true, Masquerade: true}
 	require.NoError(t, fw.CreateNetwork(ctx, extra))
-	require.NoError(t, fw.RemoveNetwork(ctx, "extra"))
+	require.NoError(t, fw.RemoveNetwork(ctx, "extra", false))
 	require.False(t, c1.TCP(ctx, inet).OK, "DOCKER-USER rule survives network create/remove")
 	rules, err := topo.Host.Run(ctx, "nft", "list", "chain", "ip", "dnft", "DOCKER-USER")
 	require.NoError(t, err)
@@ -76,12 +76,12 @@ func TestAtomicKernelFailure(t *testing.T) {
 	// -s: stateless, counters left out (stray packets may move them).
 	before, err := topo.Host.Run(ctx, "nft", "-s", "list", "ruleset")
 	require.NoError(t, err)
-	err = fw.RemoveNetwork(ctx, "b")
+	err = fw.RemoveNetwork(ctx, "b", false)
 	require.Error(t, err)
 	after, _ := topo.Host.Run(ctx, "nft", "-s", "list", "ruleset")
 	require.Equal(t, before, after, "a failed operation must change nothing")
 	// The connection was replaced after the error: the next operation works.
-	require.NoError(t, fw.RemoveNetwork(ctx, "a"))
+	require.NoError(t, fw.RemoveNetwork(ctx, "a", false))
 	nets, err := fw.Networks(ctx)
 	require.NoError(t, err)
 	require.Len(t, nets, 1)

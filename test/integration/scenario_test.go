@@ -62,7 +62,7 @@ func programDNFT(ctx context.Context, t *testing.T, s scenario, topo *harness.To
 		require.NoError(t, fw.CreateNetwork(ctx, n.cfg), n.cfg.Name)
 	}
 	for _, name := range s.remove {
-		require.NoError(t, fw.RemoveNetwork(ctx, name))
+		require.NoError(t, fw.RemoveNetwork(ctx, name, false))
 	}
 	return fw
 }
