@@ -3,10 +3,17 @@
 //
 //	dnft [--netns NAME|PATH] init [--userland-proxy=true|false] [--ipv6] [--allow-direct-routing] [--ip-forward]
 //	dnft network create NAME --bridge IFNAME --subnet CIDR [--subnet CIDR6] [--internal] [-o KEY=VALUE ...]
-//	dnft network rm NAME
+//	dnft network rm NAME [--force]
 //	dnft network ls [--json|-q]
+//	dnft port publish NETWORK CONTAINER_IP -p SPEC [-p SPEC ...]
+//	dnft port unpublish NETWORK CONTAINER_IP -p SPEC [-p SPEC ...]
+//	dnft port ls [--json]
+//	dnft ingress publish -p PUB[/PROTO] --target IP [--bridge docker_gwbridge]
+//	dnft ingress unpublish -p PUB[/PROTO]
+//	dnft ingress ls [--json]
 //	dnft status [--json]
 //	dnft reset
+//	dnft demo [--keep] [--ipv6]
 //	dnft version
 //
 // Exit codes: 0 success, 1 failure (kernel or system error), 2 bad input
