@@ -42,11 +42,21 @@ func inputErrorf(format string, args ...any) error {
 	return &inputError{fmt.Sprintf(format, args...)}
 }
 
-// exitCode maps an error to the process exit code: 2 for bad input
-// anywhere in the error chain, 1 for anything else.
+// exitStatuser is an error of a command that already printed its own
+// diagnostics and chose its exit code (dnft iptables and iptables-save
+// use iptables' codes).
+type exitStatuser interface{ exitStatus() int }
+
+// exitCode maps an error to the process exit code: the code an
+// exitStatuser carries, 2 for bad input anywhere in the error chain, 1 for
+// anything else.
 func exitCode(err error) int {
 	if err == nil {
 		return exitOK
+	}
+	var es exitStatuser
+	if errors.As(err, &es) {
+		return es.exitStatus()
 	}
 	if badInput(err) {
 		return exitBadInput
@@ -67,6 +77,10 @@ func badInput(err error) bool {
 // printError prints err as "dnft: <message>" (one prefix per line of a
 // joined error), followed by cmd's usage for usage errors.
 func printError(w io.Writer, cmd *cobra.Command, err error) {
+	var es exitStatuser
+	if errors.As(err, &es) {
+		return // the command printed its own diagnostics
+	}
 	msg := err.Error()
 	if errors.Is(err, context.Canceled) {
 		msg = "interrupted: " + msg

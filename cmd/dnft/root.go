@@ -58,6 +58,11 @@ Exit status: 0 success, 1 failure, 2 bad input (nothing was changed).`,
 		newDemoCmd(a),
 		newPortCmd(a),
 		newIngressCmd(a),
+		newIPTablesCmd(a),
+		newIP6TablesCmd(a),
+		newIPTablesSaveCmd(a),
+		newIP6TablesSaveCmd(a),
+		newListCmd(a),
 	)
 	return root
 }

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dnft/dnft"
+	"github.com/dnft/dnft/compat"
+	"github.com/dnft/dnft/nft"
+)
+
+// iptablesExit is the outcome of an emulated iptables command that has
+// already written its output and diagnostics: only its exit code is left
+// to report (see exitStatus).
+type iptablesExit struct{ code int }
+
+// Error says which exit status the command had.
+func (e *iptablesExit) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// exitStatus is the process exit code; errors.go uses it instead of its
+// own mapping and prints nothing for the error.
+func (e *iptablesExit) exitStatus() int { return e.code }
+
+// variantEnv overrides the iptables variant the view imitates.
+const variantEnv = "DNFT_IPTABLES_VARIANT"
+
+// systemVariant returns the iptables variant whose messages and
+// iptables-save header the view imitates: $DNFT_IPTABLES_VARIANT ("nft"
+// or "legacy") if set, else the one the system's "iptables" command runs
+// (the target of its alternatives symlink), else nft.
+func systemVariant() compat.Variant {
+	switch os.Getenv(variantEnv) {
+	case "legacy":
+		return compat.Legacy
+	case "nft":
+		return compat.NFT
+	}
+	if p, err := exec.LookPath("iptables"); err == nil {
+		if target, err := filepath.EvalSymlinks(p); err == nil && strings.Contains(filepath.Base(target), "legacy") {
+			return compat.Legacy
+		}
+	}
+	return compat.NFT
+}
+
+// splitNetns takes --netns VALUE and --netns=VALUE out of the arguments of
+// a command that parses its own arguments (iptables has no such option).
+func splitNetns(args []string) (netns string, rest []string, err error) {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--netns":
+			if i+1 >= len(args) {
+				return "", nil, usageErrorf("flag needs an argument: --netns")
+			}
+			netns = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--netns="):
+			netns = strings.TrimPrefix(a, "--netns=")
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return netns, rest, nil
+}
+
+// openConn opens an nftables connection in a namespace ("" for the
+// current one); a namespace that does not exist is bad input.
+func openConn(ctx context.Context, netns string) (*nft.Conn, error) {
+	conn, err := nft.Open(ctx, netns)
+	if err != nil && netns != "" && errors.Is(err, fs.ErrNotExist) {
+		return nil, &dnft.FieldError{Field: "netns", Value: netns,
+			Reason: fmt.Sprintf("no such network namespace (%s does not exist)", nft.NetNSPath(netns))}
+	}
+	return conn, err
+}
+
+// readView reads dnft's iptables view of a namespace and the names
+// iptables would print.
+func readView(ctx context.Context, netns string) (*compat.View, *compat.Names, error) {
+	conn, err := openConn(ctx, netns)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer conn.Close()
+	v, err := compat.Read(ctx, conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	names, err := compat.SystemNames()
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, names, nil
+}
+
+// runView reads the view and runs fn, which writes the command's output
+// and returns its exit code.
+func (a *app) runView(c *cobra.Command, args []string, fn func(v *compat.View, names *compat.Names, args []string, stdout, stderr io.Writer) int) error {
+	netns, rest, err := splitNetns(args)
+	if err != nil {
+		return err
+	}
+	if netns == "" {
+		netns = a.netns
+	}
+	v, names, err := readView(c.Context(), netns)
+	if err != nil {
+		return err
+	}
+	if code := fn(v, names, rest, c.OutOrStdout(), c.ErrOrStderr()); code != 0 {
+		return &iptablesExit{code}
+	}
+	return nil
+}
+
+const iptablesLong = `Shows what dnft programmed as %[1]s would list it if Docker's classic
+bridge driver had programmed it with %[1]s: the same chains, rules, order,
+counters and formats, byte for byte (iptables %[2]s). The rules are rebuilt
+from dnft's state as read back from the kernel; counters come from dnft's
+rule and element counters (see package compat).
+
+Arguments are read as %[1]s reads them (order matters: "-L -n DOCKER" is
+a bad argument, "-L DOCKER -n" is not), with its messages and exit codes:
+1 for a missing chain, 2 for a bad argument, 3 for an unknown table.
+Only -L, -S, -V and -h are supported: the view is read-only.
+
+Names of addresses come from /etc/hosts only (as with "hosts: files" in
+nsswitch.conf), service names from /etc/services. Messages and the
+iptables-save header follow the system's iptables variant (nft or legacy;
+set %[3]s to choose).`
+
+// newIPTablesCmd returns `dnft iptables`.
+func newIPTablesCmd(a *app) *cobra.Command { return newViewCmd(a, compat.IPv4) }
+
+// newIP6TablesCmd returns `dnft ip6tables`.
+func newIP6TablesCmd(a *app) *cobra.Command { return newViewCmd(a, compat.IPv6) }
+
+// newIPTablesSaveCmd returns `dnft iptables-save`.
+func newIPTablesSaveCmd(a *app) *cobra.Command { return newSaveCmd(a, compat.IPv4) }
+
+// newIP6TablesSaveCmd returns `dnft ip6tables-save`.
+func newIP6TablesSaveCmd(a *app) *cobra.Command { return newSaveCmd(a, compat.IPv6) }
+
+// newViewCmd returns `dnft iptables` (IPv4) or `dnft ip6tables`.
+func newViewCmd(a *app, f compat.Family) *cobra.Command {
+	tool := f.Tool()
+	return &cobra.Command{
+		Use:                tool + " [-t TABLE] (-L [CHAIN [RULE]] [-n] [-v] [-x] [--line-numbers] | -S [CHAIN [RULE]] [-v])",
+		Short:              "Show dnft's rules as " + tool + " -L / -S would list them",
+		Long:               fmt.Sprintf(iptablesLong, tool, compat.Version, variantEnv),
+		DisableFlagParsing: true,
+		Args:               cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			variant := systemVariant()
+			return a.runView(c, args, func(v *compat.View, names *compat.Names, args []string, stdout, stderr io.Writer) int {
+				return compat.Run(v.Family(f), variant, names, args, stdout, stderr)
+			})
+		},
+	}
+}
+
+// newSaveCmd returns `dnft iptables-save` or `dnft ip6tables-save`.
+func newSaveCmd(a *app, f compat.Family) *cobra.Command {
+	tool := f.Tool() + "-save"
+	return &cobra.Command{
+		Use:                tool + " [-t TABLE] [-c]",
+		Short:              "Show dnft's rules as " + tool + " would print them",
+		Long:               fmt.Sprintf(iptablesLong, tool, compat.Version, variantEnv),
+		DisableFlagParsing: true,
+		Args:               cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			variant := systemVariant()
+			return a.runView(c, args, func(v *compat.View, names *compat.Names, args []string, stdout, stderr io.Writer) int {
+				return compat.RunSave(v.Family(f), variant, names, time.Now(), args, stdout, stderr)
+			})
+		},
+	}
+}

@@ -1,0 +1,87 @@
+package compat
+
+import (
+	"net/netip"
+
+	"github.com/dnft/dnft/chains"
+	"github.com/dnft/dnft/portmap"
+)
+
+// Input is dnft's state as read back from the kernel, from which compat
+// rebuilds the iptables view.
+type Input struct {
+	// Initialized is false before dnft's init: the view then shows empty
+	// tables, as iptables does in a fresh namespace.
+	Initialized bool
+	Daemon      chains.DaemonConfig
+	// Networks, Bindings and Ingress may come in any order; they are
+	// replayed in Seq order.
+	Networks []chains.Network
+	Bindings []portmap.Published
+	Ingress  []Ingress
+}
+
+// Ingress is one swarm ingress publication (CONTRACT.md §1, "ingress
+// publish"), for the code that programs ingress to fill in.
+type Ingress struct {
+	Proto portmap.Proto
+	// Port is the published port.
+	Port uint16
+	// Target is the ingress sandbox address; its family selects iptables
+	// or ip6tables.
+	Target netip.Addr
+	// GwBridge is the gateway bridge ("" means docker_gwbridge).
+	GwBridge string
+	// Seq orders the publication among networks and bindings.
+	Seq int64
+	// Counters says where the counters of the publication's rules come
+	// from; a rule without an entry counts 0. The family-wide rules
+	// (jumps, RETURNs) take the entries of the family's oldest
+	// publication, the gateway masquerade those of the oldest publication
+	// on that gateway.
+	Counters map[IngressRule]*Source
+}
+
+// IngressRule names a rule of CONTRACT.md §2's ingress sequence.
+type IngressRule int
+
+// The rules of the ingress sequence.
+const (
+	// IngressDNAT is the port's nat DOCKER-INGRESS DNAT rule.
+	IngressDNAT IngressRule = iota
+	// IngressAccept is the port's filter DOCKER-INGRESS --dport ACCEPT.
+	IngressAccept
+	// IngressEstablished is the port's filter DOCKER-INGRESS --sport
+	// RELATED,ESTABLISHED ACCEPT.
+	IngressEstablished
+	// IngressGatewayMasquerade is the gateway's nat POSTROUTING
+	// --src-type LOCAL -o G MASQUERADE.
+	IngressGatewayMasquerade
+	// IngressForwardJump is filter FORWARD -j DOCKER-INGRESS.
+	IngressForwardJump
+	// IngressFilterReturn is filter DOCKER-INGRESS -j RETURN.
+	IngressFilterReturn
+	// IngressPreroutingJump is nat PREROUTING -j DOCKER-INGRESS.
+	IngressPreroutingJump
+	// IngressOutputJump is nat OUTPUT -j DOCKER-INGRESS.
+	IngressOutputJump
+	// IngressNATReturn is nat DOCKER-INGRESS -j RETURN.
+	IngressNATReturn
+)
+
+// DefaultGateway is the gateway bridge of ingress publications that name
+// none.
+const DefaultGateway = "docker_gwbridge"
+
+// View is the iptables view of a namespace: one ruleset per family.
+type View struct {
+	IPv4, IPv6 *Ruleset
+}
+
+// Family returns the ruleset of a family.
+func (v *View) Family(f Family) *Ruleset {
+	if f == IPv6 {
+		return v.IPv6
+	}
+	return v.IPv4
+}

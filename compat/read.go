@@ -1,0 +1,189 @@
+package compat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dnft/dnft/chains"
+	"github.com/dnft/dnft/ingress"
+	"github.com/dnft/dnft/nft"
+	"github.com/dnft/dnft/portmap"
+)
+
+// Reader is what compat reads dnft's state through; *nft.Conn implements
+// it.
+type Reader interface {
+	Generation(ctx context.Context) (uint32, error)
+	ReadTable(ctx context.Context, f nft.Family) (nft.TableState, bool, error)
+}
+
+// readAttempts bounds the retries of a read that raced with a commit.
+const readAttempts = 5
+
+// ErrUnstable is returned when the ruleset kept changing while it was
+// being read.
+var ErrUnstable = errors.New("the ruleset changed during every attempt to read it")
+
+// ReadInput reads dnft's tables of both families and decodes the state
+// the view is rebuilt from: the daemon configuration and networks (from
+// the networks set), and the published bindings (from the DNAT maps). The
+// tables are read whole, in several netlink dumps; the ruleset generation
+// is compared before and after, and the read is retried when another
+// commit came in between, so that the input and the counters are one
+// consistent snapshot. Ingress publications are decoded by package
+// ingress from the same snapshot.
+func ReadInput(ctx context.Context, r Reader) (Input, *Kernel, error) {
+	for range readAttempts {
+		g1, err := r.Generation(ctx)
+		if err != nil {
+			return Input{}, nil, fmt.Errorf("read dnft state: %w", err)
+		}
+		in, k, err := readOnce(ctx, r)
+		if err != nil {
+			return Input{}, nil, err
+		}
+		g2, err := r.Generation(ctx)
+		if err != nil {
+			return Input{}, nil, fmt.Errorf("read dnft state: %w", err)
+		}
+		if g1 == g2 {
+			return in, k, nil
+		}
+	}
+	return Input{}, nil, fmt.Errorf("read dnft state: %w", ErrUnstable)
+}
+
+func readOnce(ctx context.Context, r Reader) (Input, *Kernel, error) {
+	k := &Kernel{Tables: map[Family]nft.TableState{}}
+	for _, f := range nft.Families {
+		ts, ok, err := r.ReadTable(ctx, f)
+		if err != nil {
+			return Input{}, nil, fmt.Errorf("read dnft state: %w", err)
+		}
+		if ok {
+			k.Tables[compatFamily(f)] = ts
+		}
+	}
+	var in Input
+	v4, ok := k.Tables[IPv4]
+	if !ok {
+		return in, k, nil
+	}
+	s := v4.Set(chains.SetNetworks)
+	var set nft.SetState
+	if s != nil {
+		set = *s
+	}
+	d, nets, initialized, err := chains.ReadState(set, s != nil)
+	if err != nil {
+		return in, nil, fmt.Errorf("read dnft state: %w", err)
+	}
+	in.Initialized, in.Daemon, in.Networks = initialized, d, nets
+	if !initialized {
+		return in, k, nil
+	}
+	for _, f := range d.Families() {
+		ts, ok := k.Tables[compatFamily(f)]
+		if !ok {
+			return in, nil, fmt.Errorf("read dnft state: dnft's %s table is missing although the daemon has %s on (reset and init again)", f, f)
+		}
+		host, all := ts.Set(portmap.MapDNATHost), ts.Set(portmap.MapDNATAny)
+		if host == nil || all == nil {
+			return in, nil, fmt.Errorf("read dnft state: %s maps %s and %s are missing: dnft's table was initialized without port publishing or changed by someone else (reset and init again)",
+				f, portmap.MapDNATHost, portmap.MapDNATAny)
+		}
+		ps, err := portmap.DecodeBindings(f, *host, *all)
+		if err != nil {
+			return in, nil, fmt.Errorf("read dnft state: %w", err)
+		}
+		in.Bindings = append(in.Bindings, ps...)
+	}
+	portmap.SortPublished(in.Bindings)
+	ips, err := ingress.List(ctx, snapshot{k}, d)
+	if err != nil {
+		return in, nil, fmt.Errorf("read dnft state: %w", err)
+	}
+	for _, p := range ips {
+		in.Ingress = append(in.Ingress, Ingress{Proto: p.Proto, Port: p.Port.Port, Target: p.Target,
+			GwBridge: p.GwBridge, Seq: p.Seq, Counters: IngressSources(p.Proto, p.Port.Port)})
+	}
+	return in, k, nil
+}
+
+// snapshot serves reads of sets and chains from tables already read.
+type snapshot struct{ k *Kernel }
+
+// ReadSet returns a set of the snapshot.
+func (s snapshot) ReadSet(_ context.Context, f nft.Family, name string) (nft.SetState, bool, error) {
+	ts, ok := s.k.Tables[compatFamily(f)]
+	if !ok {
+		return nft.SetState{}, false, nil
+	}
+	if set := ts.Set(name); set != nil {
+		return *set, true, nil
+	}
+	return nft.SetState{}, false, nil
+}
+
+// ReadChain returns a chain of the snapshot.
+func (s snapshot) ReadChain(_ context.Context, f nft.Family, name string) (nft.ChainState, bool, error) {
+	ts, ok := s.k.Tables[compatFamily(f)]
+	if !ok {
+		return nft.ChainState{}, false, nil
+	}
+	if c := ts.Chain(name); c != nil {
+		return *c, true, nil
+	}
+	return nft.ChainState{}, false, nil
+}
+
+// Comments of the rules package ingress writes.
+const (
+	cIngressJump = "DOCKER-INGRESS"
+	cIngressMasq = "INGRESS MASQUERADE"
+	cIngressPort = "INGRESS PORT"
+	cIngressEst  = "INGRESS RELATED,ESTABLISHED"
+)
+
+// IngressSources returns the counter sources of the rules of an ingress
+// publication in dnft's ingress layout (package ingress): the DNAT from
+// its ingress-dnat element; the two filter accepts from its ingress-ports
+// element, which counts both, split in the ratio of the port and
+// established rules; the jumps from their rules; the RETURNs from the
+// rules that follow the jumps; the gateway masquerade from the one rule
+// that masquerades for every gateway.
+func IngressSources(proto portmap.Proto, port uint16) map[IngressRule]*Source {
+	k := key(proto.Number(), port)
+	elem := []Ref{{Set: ingress.SetPorts, Key: k}}
+	part := []Ref{{Chain: ingress.FilterChain, Comment: cIngressPort}}
+	rest := []Ref{{Chain: ingress.FilterChain, Comment: cIngressEst}}
+	return map[IngressRule]*Source{
+		IngressDNAT:              elemSrc(ingress.MapDNAT, k),
+		IngressAccept:            {Plus: elem, Share: &Share{Part: part, Rest: rest}},
+		IngressEstablished:       {Plus: elem, Share: &Share{Part: part, Rest: rest, Complement: true}},
+		IngressGatewayMasquerade: sharedRule(chains.NATPostrouting, cIngressMasq),
+		IngressForwardJump:       ruleSrc(chains.FilterForward, cIngressJump),
+		IngressFilterReturn:      nextSrc(chains.FilterForward, cIngressJump),
+		IngressPreroutingJump:    ruleSrc(chains.NATPrerouting, cIngressJump),
+		IngressOutputJump:        ruleSrc(chains.NATOutput, cIngressJump),
+		IngressNATReturn: {Plus: []Ref{
+			{Chain: chains.NATPrerouting, Comment: cIngressJump, Next: true},
+			{Chain: chains.NATOutput, Comment: cIngressJump, Next: true},
+		}},
+	}
+}
+
+// Read reads dnft's state in the namespace behind r and builds the
+// iptables view, counters included.
+func Read(ctx context.Context, r Reader) (*View, error) {
+	in, k, err := ReadInput(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	v, err := Build(in, k)
+	if err != nil {
+		return nil, fmt.Errorf("build iptables view: %w", err)
+	}
+	return v, nil
+}

@@ -1,0 +1,486 @@
+package compat
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/dnft/dnft/chains"
+	"github.com/dnft/dnft/nft"
+	"github.com/dnft/dnft/portmap"
+)
+
+// Build rebuilds the iptables rules that Docker's classic bridge driver
+// would hold for in by replaying CONTRACT.md §2's command sequence: init,
+// then every network creation, binding publication and ingress
+// publication in Seq order, into an in-memory iptables. Removals are not
+// replayed: deleting rules does not change the order of the others. With
+// a Kernel, every rule's counter is taken from dnft's counters (see the
+// package documentation for the mapping); without, counters are 0.
+func Build(in Input, k *Kernel) (*View, error) {
+	v := &View{IPv4: NewRuleset(IPv4), IPv6: NewRuleset(IPv6)}
+	if !in.Initialized {
+		return v, nil
+	}
+	p := &replayer{in: in, view: v, ingress: map[Family]*ingressState{}}
+	if err := p.run(); err != nil {
+		return nil, err
+	}
+	for _, rs := range []*Ruleset{v.IPv4, v.IPv6} {
+		if raw := rs.Table(TableRaw); len(raw.Chain("PREROUTING").Rules)+len(raw.Chain("OUTPUT").Rules) > 0 {
+			raw.Present = true
+		}
+		if k != nil {
+			ApplyCounters(rs, k)
+		}
+	}
+	return v, nil
+}
+
+type ingressState struct {
+	first    *Ingress
+	gateways map[string]bool
+}
+
+// replayer runs the command sequence.
+type replayer struct {
+	in      Input
+	view    *View
+	nets    []chains.Network // created so far, oldest first
+	ingress map[Family]*ingressState
+}
+
+// event is one object to replay.
+type event struct {
+	seq  int64
+	kind int // 0 network, 1 binding, 2 ingress (the order of ties)
+	idx  int
+}
+
+func (p *replayer) run() error {
+	d := p.in.Daemon
+	for _, f := range d.Families() {
+		if err := p.init(compatFamily(f)); err != nil {
+			return err
+		}
+	}
+	var evs []event
+	for i, n := range p.in.Networks {
+		evs = append(evs, event{n.Seq, 0, i})
+	}
+	for i, b := range p.in.Bindings {
+		evs = append(evs, event{b.Seq, 1, i})
+	}
+	for i, g := range p.in.Ingress {
+		evs = append(evs, event{g.Seq, 2, i})
+	}
+	slices.SortStableFunc(evs, func(a, b event) int {
+		return cmp.Or(cmp.Compare(a.seq, b.seq), cmp.Compare(a.kind, b.kind))
+	})
+	for _, e := range evs {
+		var err error
+		switch e.kind {
+		case 0:
+			err = p.network(p.in.Networks[e.idx])
+		case 1:
+			err = p.binding(p.in.Bindings[e.idx])
+		case 2:
+			err = p.ingressPublish(&p.in.Ingress[e.idx])
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func compatFamily(f nft.Family) Family {
+	if f == nft.IPv6 {
+		return IPv6
+	}
+	return IPv4
+}
+
+func familyOf(a netip.Addr) Family {
+	if a.Unmap().Is4() {
+		return IPv4
+	}
+	return IPv6
+}
+
+// table returns a table of the view; replayed tables are present.
+func (p *replayer) table(f Family, name string) *Table {
+	t := p.view.Family(f).Table(name)
+	if name != TableRaw {
+		t.Present = true
+	}
+	return t
+}
+
+// do runs one command: op is -A, -I or -D; spec is in iptables' syntax.
+func (p *replayer) do(f Family, table, op, chain, spec string, src *Source) error {
+	r, err := ParseRule(f, spec)
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	r.Source = src
+	t := p.table(f, table)
+	switch op {
+	case "-A":
+		err = t.Append(chain, r)
+	case "-I":
+		err = t.Insert(chain, 1, r)
+	case "-D":
+		err = t.Delete(chain, r)
+	}
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	return nil
+}
+
+func (p *replayer) newChain(f Family, table, chain string) error {
+	if err := p.table(f, table).NewChain(chain); err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	return nil
+}
+
+// Helpers for counter sources.
+func ruleSrc(chain, comment string) *Source {
+	return &Source{Plus: []Ref{{Chain: chain, Comment: comment}}}
+}
+
+func nextSrc(chain, comment string) *Source {
+	return &Source{Plus: []Ref{{Chain: chain, Comment: comment, Next: true}}}
+}
+
+func sharedRule(chain, comment string) *Source {
+	return &Source{Plus: []Ref{{Chain: chain, Comment: comment}}, Shared: true}
+}
+
+func elemSrc(set, key string) *Source {
+	return &Source{Plus: []Ref{{Set: set, Key: key}}, Shared: true}
+}
+
+// Comments of the nft rules that chains.Init and chains.CreateNetwork
+// write (the counters' kernel sources).
+const (
+	cDocker            = "DOCKER"
+	cDockerUser        = "DOCKER-USER"
+	cDockerIsolation   = "DOCKER-ISOLATION"
+	cReturn            = "RETURN"
+	cRelated           = "RELATED,ESTABLISHED"
+	cPublished         = "PUBLISHED"
+	cUnpublishedDrop   = "UNPUBLISHED PORT DROP"
+	cOutgoing          = "OUTGOING"
+	cICC               = "ICC"
+	cIsolation         = "ISOLATION"
+	cInternalEgress    = "INTERNAL NETWORK EGRESS"
+	cInternalIngress   = "INTERNAL NETWORK INGRESS"
+	cMasquerade        = "MASQUERADE"
+	cSNAT              = "SNAT"
+	cMasqueradeFromHst = "MASQUERADE FROM HOST"
+	cDirectDrop        = "DROP DIRECT ACCESS"
+)
+
+func loopbackNet(f Family) string {
+	if f == IPv6 {
+		return "::1/128"
+	}
+	return "127.0.0.0/8"
+}
+
+// init is CONTRACT.md §2's init sequence.
+func (p *replayer) init(f Family) error {
+	output := "-m addrtype --dst-type LOCAL -j DOCKER"
+	if p.in.Daemon.UserlandProxy {
+		output = "! -d " + loopbackNet(f) + " " + output
+	}
+	steps := []func() error{
+		func() error { return p.newChain(f, TableNAT, "DOCKER") },
+		func() error {
+			return p.do(f, TableNAT, "-A", "PREROUTING", "-m addrtype --dst-type LOCAL -j DOCKER", ruleSrc(chains.NATPrerouting, cDocker))
+		},
+		func() error { return p.do(f, TableNAT, "-A", "OUTPUT", output, ruleSrc(chains.NATOutput, cDocker)) },
+		func() error { return p.newChain(f, TableFilter, "DOCKER") },
+		func() error { return p.newChain(f, TableFilter, "DOCKER-ISOLATION") },
+		func() error {
+			return p.do(f, TableFilter, "-A", "DOCKER-ISOLATION", "-j RETURN", nextSrc(chains.FilterForward, cDockerIsolation))
+		},
+		func() error { return p.newChain(f, TableFilter, "DOCKER-USER") },
+		func() error {
+			return p.do(f, TableFilter, "-A", "DOCKER-USER", "-j RETURN", nextSrc(chains.FilterForward, cDockerUser))
+		},
+		func() error {
+			return p.do(f, TableFilter, "-I", "FORWARD", "-j DOCKER-ISOLATION", p.jumpSrc(f, "DOCKER-ISOLATION"))
+		},
+		func() error {
+			return p.do(f, TableFilter, "-I", "FORWARD", "-j DOCKER-USER", p.jumpSrc(f, "DOCKER-USER"))
+		},
+	}
+	for _, s := range steps {
+		if err := s(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// jumpSrc is the counter source of a FORWARD jump.
+func (p *replayer) jumpSrc(f Family, chain string) *Source {
+	switch chain {
+	case "DOCKER-INGRESS":
+		if st := p.ingress[f]; st != nil {
+			return st.first.Counters[IngressForwardJump]
+		}
+		return nil
+	case "DOCKER-USER":
+		return ruleSrc(chains.FilterForward, cDockerUser)
+	}
+	return ruleSrc(chains.FilterForward, cDockerIsolation)
+}
+
+// moveJump deletes the FORWARD jump to chain and inserts it at the top.
+func (p *replayer) moveJump(f Family, chain string) error {
+	if err := p.do(f, TableFilter, "-D", "FORWARD", "-j "+chain, nil); err != nil {
+		return err
+	}
+	return p.do(f, TableFilter, "-I", "FORWARD", "-j "+chain, p.jumpSrc(f, chain))
+}
+
+// moveJumps moves DOCKER-ISOLATION, DOCKER-INGRESS (when ingress exists)
+// and DOCKER-USER to the top of FORWARD, in that order.
+func (p *replayer) moveJumps(f Family) error {
+	for _, c := range []string{"DOCKER-ISOLATION", "DOCKER-INGRESS", "DOCKER-USER"} {
+		if c == "DOCKER-INGRESS" && p.ingress[f] == nil {
+			continue
+		}
+		if err := p.moveJump(f, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// has reports whether network n has rules in family f.
+func (p *replayer) has(n chains.Network, f Family) bool {
+	for _, nf := range chains.NetworkFamilies(p.in.Daemon, n.NetworkConfig) {
+		if compatFamily(nf) == f {
+			return true
+		}
+	}
+	return false
+}
+
+// cmd is one replayed command.
+type cmd struct {
+	table, op, chain, spec string
+	src                    *Source
+}
+
+func (p *replayer) runCmds(f Family, cmds []cmd) error {
+	for _, c := range cmds {
+		if err := p.do(f, c.table, c.op, c.chain, c.spec, c.src); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// network is CONTRACT.md §2's network create, for each of its families.
+func (p *replayer) network(n chains.Network) error {
+	d := p.in.Daemon
+	for _, nf := range chains.NetworkFamilies(d, n.NetworkConfig) {
+		f := compatFamily(nf)
+		B, S := n.Bridge, n.Subnet(nf).Masked().String()
+		var cmds []cmd
+		icc := cmd{TableFilter, "-A", "FORWARD", "-i " + B + " -o " + B + " -j DROP", ruleSrc(chains.ForwardChain(B), cICC)}
+		if n.ICC {
+			icc.op, icc.spec = "-I", "-i "+B+" -o "+B+" -j ACCEPT"
+		}
+		if n.Internal {
+			cmds = []cmd{
+				{TableFilter, "-I", "DOCKER-ISOLATION", "! -d " + S + " -i " + B + " -j DROP", ruleSrc(chains.IsolationChain(B), cInternalEgress)},
+				{TableFilter, "-I", "DOCKER-ISOLATION", "! -s " + S + " -o " + B + " -j DROP", ruleSrc(chains.IsolationInChain(B), cInternalIngress)},
+				icc,
+			}
+		} else {
+			if n.Masquerade {
+				target, comment := "-j MASQUERADE", cMasquerade
+				if a := n.HostIP(nf); a.IsValid() {
+					target, comment = "-j SNAT --to-source "+a.Unmap().String(), cSNAT
+				}
+				cmds = append(cmds, cmd{TableNAT, "-I", "POSTROUTING", "-s " + S + " ! -o " + B + " " + target, ruleSrc(chains.PostroutingChain(B), comment)})
+				if d.UserlandProxy {
+					cmds = append(cmds, cmd{TableNAT, "-I", "DOCKER", "-i " + B + " -j RETURN", sharedRule(chains.NATDocker, cReturn)})
+				}
+			}
+			if !d.UserlandProxy {
+				cmds = append(cmds, cmd{TableNAT, "-I", "POSTROUTING", "-m addrtype --src-type LOCAL -o " + B + " -j MASQUERADE",
+					ruleSrc(chains.PostroutingOutChain(B), cMasqueradeFromHst)})
+			}
+			dockerJump := &Source{Plus: []Ref{
+				{Chain: chains.DockerChain(B), Comment: cPublished},
+				{Chain: chains.DockerChain(B), Comment: cUnpublishedDrop},
+				{Chain: chains.ForwardChain(B), Comment: cICC},
+			}}
+			cmds = append(cmds, icc,
+				cmd{TableFilter, "-I", "FORWARD", "-i " + B + " ! -o " + B + " -j ACCEPT", ruleSrc(chains.ForwardChain(B), cOutgoing)},
+				cmd{TableFilter, "-I", "FORWARD", "-o " + B + " -j DOCKER", dockerJump},
+				cmd{TableFilter, "-I", "FORWARD", "-o " + B + " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", ruleSrc(chains.DockerChain(B), cRelated)},
+			)
+			if !d.AllowDirectRouting {
+				cmds = append(cmds,
+					cmd{TableFilter, "-A", "DOCKER", "! -i " + B + " -o " + B + " -j DROP", ruleSrc(chains.DockerChain(B), cUnpublishedDrop)},
+					cmd{TableRaw, "-A", "PREROUTING", "-d " + S + " ! -i " + B + " -m addrtype ! --dst-type LOCAL -j DROP", ruleSrc(chains.RawChain(B), cDirectDrop)},
+				)
+			}
+			for _, o := range p.nets {
+				if o.Internal || !p.has(o, f) {
+					continue
+				}
+				O := o.Bridge
+				cmds = append(cmds,
+					cmd{TableFilter, "-I", "DOCKER-ISOLATION", "-i " + O + " -o " + B + " -j DROP", sharedRule(chains.IsolationChain(O), cIsolation)},
+					cmd{TableFilter, "-I", "DOCKER-ISOLATION", "-i " + B + " -o " + O + " -j DROP", sharedRule(chains.IsolationChain(B), cIsolation)},
+				)
+			}
+		}
+		if err := p.runCmds(f, cmds); err != nil {
+			return fmt.Errorf("network %s: %w", n.Name, err)
+		}
+		if err := p.moveJumps(f); err != nil {
+			return fmt.Errorf("network %s: %w", n.Name, err)
+		}
+	}
+	p.nets = append(p.nets, n)
+	return nil
+}
+
+func hostSpec(a netip.Addr) string {
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()).String()
+}
+
+func isLoopback(a netip.Addr) bool {
+	a = a.Unmap()
+	if a.Is4() {
+		return a.IsLoopback()
+	}
+	return a == netip.IPv6Loopback()
+}
+
+// binding is CONTRACT.md §2's port publish for one binding.
+func (p *replayer) binding(b portmap.Published) error {
+	var n *chains.Network
+	for i := range p.nets {
+		if p.nets[i].Name == b.Network {
+			n = &p.nets[i]
+		}
+	}
+	if n == nil {
+		return fmt.Errorf("replay: binding %s: no network %q was created before it", b.Binding, b.Network)
+	}
+	d := p.in.Daemon
+	f := familyOf(b.ContainerIP)
+	B, P := n.Bridge, string(b.Proto)
+	C, H := b.ContainerIP.Unmap(), b.HostIP.Unmap()
+	num := b.Proto.Number()
+	dnat := ""
+	if f == IPv6 {
+		dnat = "! -s fe80::/10 "
+	}
+	dnatSrc := DNATSource(b)
+	if H.IsValid() && !H.IsUnspecified() {
+		dnat += "-d " + hostSpec(H) + " "
+	}
+	if d.UserlandProxy {
+		dnat += "! -i " + B + " "
+	}
+	dnat += fmt.Sprintf("-p %s -m %s --dport %d -j DNAT --to-destination %s", P, P, b.HostPort, netip.AddrPortFrom(C, b.ContainerPort))
+	cmds := []cmd{
+		{TableNAT, "-A", "DOCKER", dnat, dnatSrc},
+		{TableFilter, "-I", "DOCKER", fmt.Sprintf("-d %s ! -i %s -o %s -p %s -m %s --dport %d -j ACCEPT", hostSpec(C), B, B, P, P, b.ContainerPort),
+			elemSrc(chains.SetPublished, key(C, num, b.ContainerPort))},
+		{TableNAT, "-A", "POSTROUTING", fmt.Sprintf("-s %s -d %s -p %s -m %s --dport %d -j MASQUERADE", hostSpec(C), hostSpec(C), P, P, b.ContainerPort),
+			elemSrc(portmap.SetHairpin, key(C, C, num, b.ContainerPort))},
+	}
+	if H.IsValid() && !H.IsUnspecified() && isLoopback(H) && !d.AllowDirectRouting {
+		cmds = append(cmds, cmd{TableRaw, "-A", "PREROUTING", fmt.Sprintf("-d %s ! -i lo -p %s -m %s --dport %d -j DROP", hostSpec(H), P, P, b.HostPort),
+			elemSrc(portmap.SetLoopbackPorts, key(H, num, b.HostPort))})
+	}
+	if err := p.runCmds(f, cmds); err != nil {
+		return fmt.Errorf("binding %s: %w", b.Binding, err)
+	}
+	return nil
+}
+
+// DNATSource is where the counter of a binding's DNAT rule comes from:
+// its element of the dnat-host or dnat-any map.
+func DNATSource(b portmap.Published) *Source {
+	num, H := b.Proto.Number(), b.HostIP.Unmap()
+	if H.IsValid() && !H.IsUnspecified() {
+		return elemSrc(portmap.MapDNATHost, key(H, num, b.HostPort))
+	}
+	return elemSrc(portmap.MapDNATAny, key(num, b.HostPort))
+}
+
+// ingressPublish is CONTRACT.md §2's ingress publish.
+func (p *replayer) ingressPublish(g *Ingress) error {
+	f := familyOf(g.Target)
+	if f == IPv6 && !p.in.Daemon.IPv6 {
+		return fmt.Errorf("replay: ingress %d/%s: IPv6 target %s but the daemon has no IPv6", g.Port, g.Proto, g.Target)
+	}
+	gw := g.GwBridge
+	if gw == "" {
+		gw = DefaultGateway
+	}
+	src := func(r IngressRule) *Source { return g.Counters[r] }
+	st := p.ingress[f]
+	if st == nil {
+		st = &ingressState{first: g, gateways: map[string]bool{}}
+		if err := p.newChain(f, TableNAT, "DOCKER-INGRESS"); err != nil {
+			return err
+		}
+		if err := p.do(f, TableNAT, "-A", "DOCKER-INGRESS", "-j RETURN", src(IngressNATReturn)); err != nil {
+			return err
+		}
+		if err := p.newChain(f, TableFilter, "DOCKER-INGRESS"); err != nil {
+			return err
+		}
+		p.ingress[f] = st
+		if err := p.runCmds(f, []cmd{
+			{TableFilter, "-A", "DOCKER-INGRESS", "-j RETURN", src(IngressFilterReturn)},
+			{TableNAT, "-I", "OUTPUT", "-m addrtype --dst-type LOCAL -j DOCKER-INGRESS", src(IngressOutputJump)},
+			{TableNAT, "-I", "PREROUTING", "-m addrtype --dst-type LOCAL -j DOCKER-INGRESS", src(IngressPreroutingJump)},
+			{TableFilter, "-I", "FORWARD", "-j DOCKER-INGRESS", src(IngressForwardJump)},
+		}); err != nil {
+			return err
+		}
+		if err := p.moveJump(f, "DOCKER-USER"); err != nil {
+			return err
+		}
+	}
+	var cmds []cmd
+	if !st.gateways[gw] {
+		st.gateways[gw] = true
+		cmds = append(cmds, cmd{TableNAT, "-I", "POSTROUTING", "-m addrtype --src-type LOCAL -o " + gw + " -j MASQUERADE", src(IngressGatewayMasquerade)})
+	}
+	P, T := string(g.Proto), g.Target.Unmap()
+	dnat := ""
+	if f == IPv6 {
+		dnat = "! -s fe80::/10 "
+	}
+	dnat += fmt.Sprintf("-p %s --dport %d -j DNAT --to-destination %s", P, g.Port, netip.AddrPortFrom(T, g.Port))
+	cmds = append(cmds,
+		cmd{TableNAT, "-I", "DOCKER-INGRESS", dnat, src(IngressDNAT)},
+		cmd{TableFilter, "-I", "DOCKER-INGRESS", fmt.Sprintf("-m state -p %s --sport %d --state ESTABLISHED,RELATED -j ACCEPT", P, g.Port), src(IngressEstablished)},
+		cmd{TableFilter, "-I", "DOCKER-INGRESS", fmt.Sprintf("-p %s --dport %d -j ACCEPT", P, g.Port), src(IngressAccept)},
+	)
+	if err := p.runCmds(f, cmds); err != nil {
+		return fmt.Errorf("ingress %d/%s: %w", g.Port, g.Proto, err)
+	}
+	return nil
+}
