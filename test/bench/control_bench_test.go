@@ -1,0 +1,146 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkInit measures init in a fresh namespace per repetition.
+func BenchmarkInit(b *testing.B) {
+	s := scale(b)
+	for _, name := range BackendNames {
+		b.Run(name, func(b *testing.B) {
+			cell(b, func(b *testing.B) []Result {
+				var ds []time.Duration
+				o, err := s.Repeat(context.Background(), func(ctx context.Context, _ int) error {
+					ns, del, err := NewNS(ctx)
+					if err != nil {
+						return err
+					}
+					defer del()
+					be, err := NewBackend(ctx, name, ns)
+					if err != nil {
+						return err
+					}
+					defer be.Close()
+					return timed(&ds, func() error { return be.Init(ctx) })
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return []Result{durations(Result{Workload: "init", Backend: name}, ds, o)}
+			})
+		})
+	}
+}
+
+// BenchmarkNetworkCreate measures creating network number k (k-1 exist,
+// with their isolation rules). Repetitions keep adding networks: the
+// r-th creates network number k+r.
+func BenchmarkNetworkCreate(b *testing.B) {
+	s := scale(b)
+	slow := tooSlow{}
+	for _, k := range s.Networks {
+		for _, name := range BackendNames {
+			b.Run(fmt.Sprintf("networks=%d/%s", k, name), func(b *testing.B) {
+				cell(b, func(b *testing.B) []Result {
+					r := Result{Workload: "network-create", Backend: name, Param: "networks", Size: k}
+					if why := slow[name]; why != "" {
+						r.Skipped = why
+						return []Result{r}
+					}
+					be, _ := setup(b, name, k-1, 0)
+					var ds []time.Duration
+					o, err := s.Repeat(context.Background(), func(ctx context.Context, rep int) error {
+						return timed(&ds, func() error { return be.CreateNetwork(ctx, k-1+rep) })
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+					r = durations(r, ds, o)
+					if p, ok := be.(interface{ Progress() string }); ok && o.Aborted && p.Progress() != "" {
+						r.Note += " (" + p.Progress() + ")"
+					}
+					slow.check(r)
+					return []Result{r}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkPublishOne measures publishing one binding, and unpublishing
+// it again, with n bindings already published. The measured bindings use
+// host ports from 50000 on, apart from the pre-filled ones.
+func BenchmarkPublishOne(b *testing.B) {
+	s := scale(b)
+	slow := tooSlow{}
+	for _, n := range s.Existing {
+		for _, name := range BackendNames {
+			b.Run(fmt.Sprintf("existing=%d/%s", n, name), func(b *testing.B) {
+				cell(b, func(b *testing.B) []Result {
+					pub := Result{Workload: "publish-one", Backend: name, Param: "existing", Size: n}
+					unpub := pub
+					unpub.Workload = "unpublish-one"
+					if why := slow[name]; why != "" {
+						pub.Skipped, unpub.Skipped = why, why
+						return []Result{pub, unpub}
+					}
+					be, _ := setup(b, name, 1, n)
+					var dp, du []time.Duration
+					o, err := s.Repeat(context.Background(), func(ctx context.Context, rep int) error {
+						bs := bindings(40000+rep, 1)
+						if err := timed(&dp, func() error { return be.Publish(ctx, bs) }); err != nil {
+							return err
+						}
+						return timed(&du, func() error { return be.Unpublish(ctx, bs) })
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+					pub, unpub = durations(pub, dp, o), durations(unpub, du, Outcome{})
+					slow.check(pub)
+					return []Result{pub, unpub}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkBatch measures publishing Batch bindings in one operation and
+// unpublishing the same in one operation. The exec-per-rule baselines
+// are not run (that would be 2×3×Batch execs): the report estimates them
+// from their publish-one/unpublish-one medians.
+func BenchmarkBatch(b *testing.B) {
+	s := scale(b)
+	for _, name := range BackendNames {
+		b.Run(fmt.Sprintf("bindings=%d/%s", s.Batch, name), func(b *testing.B) {
+			cell(b, func(b *testing.B) []Result {
+				pub := Result{Workload: "publish-batch", Backend: name, Param: "bindings", Size: s.Batch}
+				unpub := pub
+				unpub.Workload = "unpublish-batch"
+				if strings.HasSuffix(name, "+C") {
+					why := fmt.Sprintf("not run (%d execs): estimated in the report from publish-one and unpublish-one", 2*3*s.Batch)
+					pub.Skipped, unpub.Skipped = why, why
+					return []Result{pub, unpub}
+				}
+				be, _ := setup(b, name, 1, 0)
+				bs := bindings(0, s.Batch)
+				var dp, du []time.Duration
+				o, err := s.Repeat(context.Background(), func(ctx context.Context, _ int) error {
+					if err := timed(&dp, func() error { return be.Publish(ctx, bs) }); err != nil {
+						return err
+					}
+					return timed(&du, func() error { return be.Unpublish(ctx, bs) })
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return []Result{durations(pub, dp, o), durations(unpub, du, Outcome{})}
+			})
+		})
+	}
+}

@@ -1,0 +1,53 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Outcome says how a [Scale.Repeat] loop ended.
+type Outcome struct {
+	// Reps is the number of operations that completed.
+	Reps int
+	// Aborted is set when an operation ran into the Abort limit; Spent is
+	// how long it had run.
+	Aborted bool
+	Spent   time.Duration
+}
+
+// Repeat calls op (rep = 0, 1, …) until it has MinReps completed calls and
+// Budget has passed since the start, or MaxReps calls. op records its own
+// timings (so it can leave preparation and undo out of them) and runs
+// with a deadline of Abort: a call that runs into it ends the loop with
+// Outcome.Aborted. Any other error is returned.
+func (s Scale) Repeat(ctx context.Context, op func(ctx context.Context, rep int) error) (Outcome, error) {
+	start := time.Now()
+	var o Outcome
+	for o.Reps < s.MaxReps && (o.Reps < s.MinReps || time.Since(start) < s.Budget) {
+		octx, cancel := context.WithTimeout(ctx, s.Abort)
+		t0 := time.Now()
+		err := op(octx, o.Reps)
+		aborted := octx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if aborted && (err == nil || errors.Is(err, context.DeadlineExceeded)) {
+			o.Aborted, o.Spent = true, time.Since(t0)
+			return o, nil
+		}
+		if err != nil {
+			return o, err
+		}
+		o.Reps++
+	}
+	return o, nil
+}
+
+// timed runs fn and appends its duration to *ds when it succeeds.
+func timed(ds *[]time.Duration, fn func() error) error {
+	t0 := time.Now()
+	if err := fn(); err != nil {
+		return err
+	}
+	*ds = append(*ds, time.Since(t0))
+	return nil
+}

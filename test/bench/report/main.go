@@ -1,0 +1,62 @@
+// Command report turns the results of dnft's benchmarks (test/bench, the
+// JSON lines that DNFT_BENCH_RESULTS collects) into results.md (medians
+// and ratios against dnft, with the machine description), PNG plots, and
+// the must-show checks, printed as PASS/FAIL lines.
+//
+//	go run . -in results.jsonl -machine machine.txt -out DIR
+//
+// It exits 0 when no check fails (a check whose inputs were not measured
+// prints SKIP), 3 when one fails, 1 on errors. It is
+// a module of its own so that its plotting dependency (gonum.org/v1/plot)
+// stays out of dnft's module.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+func main() {
+	in := flag.String("in", "results.jsonl", "benchmark results (JSON lines)")
+	machine := flag.String("machine", "", "machine description file (optional)")
+	out := flag.String("out", ".", "output directory for results.md and the plots")
+	flag.Parse()
+	if err := run(*in, *machine, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+}
+
+func run(in, machinePath, out string) error {
+	rs, err := load(in)
+	if err != nil {
+		return err
+	}
+	var machine []byte
+	if machinePath != "" {
+		if machine, err = os.ReadFile(machinePath); err != nil {
+			return err
+		}
+	}
+	checks := mustShow(rs)
+	plots, err := writePlots(rs, out)
+	if err != nil {
+		return err
+	}
+	md := markdown(rs, string(machine), checks, plots)
+	if err := os.WriteFile(filepath.Join(out, "results.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	failed := false
+	for _, c := range checks {
+		fmt.Println(c.line())
+		failed = failed || c.verdict() == "FAIL"
+	}
+	fmt.Printf("report: wrote %s and %d plots\n", filepath.Join(out, "results.md"), len(plots))
+	if failed {
+		os.Exit(3)
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// Scale holds the sizes and repetition limits of one run.
+type Scale struct {
+	// Name is "small" or "full".
+	Name string
+	// Networks are the k of "create network number k".
+	Networks []int
+	// Existing are the numbers of bindings already published when one
+	// more is published.
+	Existing []int
+	// Batch is the size of the batch publish/unpublish, the listing, the
+	// restore and the memory workloads.
+	Batch int
+	// DataBindings and DataNetworks are the data-plane states; the first
+	// of each is the other series' fixed value.
+	DataBindings, DataNetworks []int
+	// DataRun is the length of one data-plane TCP run (UDP runs take
+	// half); DataRuns the number of runs per cell (interleaved across
+	// cells: many short runs resist bursts of load from elsewhere better
+	// than a few long ones).
+	DataRun  time.Duration
+	DataRuns int
+	// Budget is the time a cell keeps repeating its operation once it
+	// has MinReps samples; it stops at MaxReps. An operation taking longer
+	// than Abort is stopped and reported as a lower bound.
+	Budget           time.Duration
+	MinReps, MaxReps int
+	Abort            time.Duration
+}
+
+// Scales are the predefined scales.
+var Scales = map[string]Scale{
+	"small": {
+		Name: "small", Networks: []int{1, 5, 20}, Existing: []int{0, 100, 1000}, Batch: 1000,
+		DataBindings: []int{10, 100, 1000}, DataNetworks: []int{10, 20, 50},
+		DataRun: 150 * time.Millisecond, DataRuns: 6,
+		Budget: 500 * time.Millisecond, MinReps: 3, MaxReps: 20, Abort: 5 * time.Second,
+	},
+	"full": {
+		Name: "full", Networks: []int{1, 50, 500}, Existing: []int{0, 1000, 10000}, Batch: 10000,
+		DataBindings: []int{10, 1000, 10000}, DataNetworks: []int{10, 100, 500},
+		DataRun: 400 * time.Millisecond, DataRuns: 12,
+		Budget: 2 * time.Second, MinReps: 3, MaxReps: 50, Abort: 20 * time.Second,
+	},
+}
+
+// ScaleFromEnv returns the scale named by DNFT_BENCH_SCALE ("small" when
+// unset).
+func ScaleFromEnv() (Scale, error) {
+	name := os.Getenv("DNFT_BENCH_SCALE")
+	if name == "" {
+		name = "small"
+	}
+	s, ok := Scales[name]
+	if !ok {
+		return s, fmt.Errorf("bench: DNFT_BENCH_SCALE=%q: want small or full", name)
+	}
+	return s, nil
+}
