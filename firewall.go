@@ -62,6 +62,14 @@ var ErrIPForwardOff = errors.New("IP forwarding is off")
 // compares the kernel's ruleset generation with the one recorded after its
 // last load or commit: if anything else changed the ruleset since (another
 // process, an operator, another Firewall), it loads the state again.
+//
+// Operations of all dnft processes and Firewalls on one namespace are
+// serialized by an exclusive lock on a file of [LockDir] keyed by the
+// namespace's inode, held from the read of the state an operation checks
+// to its commit: two concurrent operations never decide on the same
+// state, so none loses the other's update. Every operation is one netlink
+// batch, so a process killed at any point leaves the kernel before or
+// after it, never in between (sysctls set after a commit aside).
 type Firewall struct {
 	mu      sync.Mutex
 	conn    *nft.Conn
@@ -69,6 +77,11 @@ type Firewall struct {
 	v       view
 	ct      *nft.Conntrack // opened on first use
 	warn    func(error)
+	lk      nsLock
+	// prog is the last state programmed by Restore, Check, Repair or
+	// Watch, kept so that the next check of the same state (a watch's,
+	// at every change) does not build it again.
+	prog *programmed
 }
 
 // view is what the Firewall knows of the kernel's state at generation
@@ -90,7 +103,19 @@ func Open(ctx context.Context, netns string) (*Firewall, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Firewall{conn: c}, nil
+	path, err := lockPath(c.NetNSFd())
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &Firewall{conn: c, lk: nsLock{path: path}}, nil
+}
+
+// exclusive takes the namespace lock for a mutating operation: it is
+// held from the read of the state the operation checks to its commit
+// (see [nsLock]). Call it with fw.mu held.
+func (fw *Firewall) exclusive(ctx context.Context) (func(), error) {
+	return fw.lk.lock(ctx, true)
 }
 
 // Close releases the netlink sockets.
@@ -102,6 +127,7 @@ func (fw *Firewall) Close() error {
 		errs = append(errs, fw.ct.Close())
 		fw.ct = nil
 	}
+	errs = append(errs, fw.lk.close())
 	return errors.Join(append(errs, fw.conn.Close())...)
 }
 
@@ -261,8 +287,13 @@ func (fw *Firewall) Networks(ctx context.Context) ([]Network, error) {
 func (fw *Firewall) Init(ctx context.Context, d DaemonConfig) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	unlock, err := fw.exclusive(ctx)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	defer unlock()
 	var turnOn []string
-	err := fw.retry(func() error {
+	err = fw.retry(func() error {
 		var err error
 		turnOn, err = fw.initialize(ctx, d)
 		return err
@@ -333,6 +364,11 @@ func sameDaemon(cur, want DaemonConfig) error {
 func (fw *Firewall) Reset(ctx context.Context) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	unlock, err := fw.exclusive(ctx)
+	if err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	defer unlock()
 	tx := &nft.Tx{}
 	for _, f := range nft.Families {
 		ok, err := fw.conn.TableExists(ctx, f)

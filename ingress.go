@@ -38,6 +38,11 @@ type IngressPublished = ingress.Published
 func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	unlock, err := fw.exclusive(ctx)
+	if err != nil {
+		return fmt.Errorf("publish ingress: %w", err)
+	}
+	defer unlock()
 	d, _, err := fw.state(ctx)
 	if err != nil {
 		return fmt.Errorf("publish ingress: %w", err)
@@ -79,6 +84,11 @@ func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 func (fw *Firewall) UnpublishIngress(ctx context.Context, p IngressPort) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	unlock, err := fw.exclusive(ctx)
+	if err != nil {
+		return fmt.Errorf("unpublish ingress: %w", err)
+	}
+	defer unlock()
 	d, _, err := fw.state(ctx)
 	if err != nil {
 		return fmt.Errorf("unpublish ingress: %w", err)

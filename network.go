@@ -18,8 +18,13 @@ func (fw *Firewall) CreateNetwork(ctx context.Context, n NetworkConfig) error {
 	if err := n.Validate(); err != nil {
 		return fmt.Errorf("create network: %w", err)
 	}
+	unlock, err := fw.exclusive(ctx)
+	if err != nil {
+		return fmt.Errorf("create network %s: %w", n.Name, err)
+	}
+	defer unlock()
 	var d DaemonConfig
-	err := fw.retry(func() error {
+	err = fw.retry(func() error {
 		var (
 			nets []Network
 			err  error
@@ -85,8 +90,13 @@ func (fw *Firewall) routeLocalnet(bridge string) error {
 func (fw *Firewall) RemoveNetwork(ctx context.Context, name string, force bool) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	unlock, err := fw.exclusive(ctx)
+	if err != nil {
+		return fmt.Errorf("remove network %s: %w", name, err)
+	}
+	defer unlock()
 	var gone []Binding
-	err := fw.retry(func() error {
+	err = fw.retry(func() error {
 		d, nets, err := fw.state(ctx)
 		if err != nil {
 			return err

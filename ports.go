@@ -89,12 +89,17 @@ func (fw *Firewall) PublishSpecs(ctx context.Context, network string, c netip.Ad
 func (fw *Firewall) publish(ctx context.Context, network string, resolve func(chains.DaemonConfig, chains.Network, *portmap.Index) ([]Binding, error)) ([]Binding, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	unlock, err := fw.exclusive(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("publish on %s: %w", network, err)
+	}
+	defer unlock()
 	var (
 		d    chains.DaemonConfig
 		n    chains.Network
 		norm []Binding
 	)
-	err := fw.retry(func() error {
+	err = fw.retry(func() error {
 		var (
 			x   *portmap.Index
 			err error
@@ -168,8 +173,13 @@ func (fw *Firewall) UnpublishSpecs(ctx context.Context, network string, c netip.
 func (fw *Firewall) unpublish(ctx context.Context, network string, resolve func(chains.DaemonConfig, chains.Network, *portmap.Index) ([]Binding, error)) ([]Binding, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	unlock, err := fw.exclusive(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("unpublish on %s: %w", network, err)
+	}
+	defer unlock()
 	var norm []Binding
-	err := fw.retry(func() error {
+	err = fw.retry(func() error {
 		d, n, x, err := fw.portState(ctx, network)
 		if err != nil {
 			return err

@@ -13,6 +13,12 @@
 //	dnft ingress ls [--json]
 //	dnft status [--json]
 //	dnft reset
+//	dnft save [-o FILE]
+//	dnft restore [FILE|-]
+//	dnft apply -f FILE
+//	dnft check [--state FILE]        (exit 1 on drift)
+//	dnft repair [--state FILE]
+//	dnft watch [--state FILE] [--interval D]
 //	dnft demo [--keep] [--ipv6]
 //	dnft version
 //

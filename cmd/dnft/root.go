@@ -63,6 +63,12 @@ Exit status: 0 success, 1 failure, 2 bad input (nothing was changed).`,
 		newIPTablesSaveCmd(a),
 		newIP6TablesSaveCmd(a),
 		newListCmd(a),
+		newStateSaveCmd(a),
+		newRestoreCmd(a),
+		newApplyCmd(a),
+		newCheckCmd(a),
+		newRepairCmd(a),
+		newWatchCmd(a),
 	)
 	return root
 }

@@ -1,0 +1,356 @@
+package nft
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/google/nftables"
+)
+
+// VirtualHandle is set in the handles that [Tx.Objects] gives the rules
+// a transaction adds: they are placeholders, not the kernel's handles
+// (which are small numbers). Within the same transaction they can be
+// given to [Tx.InsertRuleBefore] and [Tx.AddRuleAfter]; such a
+// transaction must be sent through [Tx.Flatten].
+const VirtualHandle uint64 = 1 << 62
+
+// Objects returns what dnft's tables hold once tx is applied on top of
+// base, the tables as [Conn.ReadTable] returned them (none for an empty
+// namespace), without sending anything: chains in creation order with
+// their rules (handle and comment) in order, and sets in creation order
+// with their elements (key, data, verdict, comment; no counters). Rules
+// added by tx get handles with [VirtualHandle] set.
+//
+// It follows the kernel's rules for a batch and fails where the kernel
+// would refuse it: deleting or flushing a missing object, a position
+// that names no rule, a chain deleted while it holds rules. It does not
+// check references (jumps to missing chains, lookups of missing sets).
+func (tx *Tx) Objects(base []TableState) ([]TableState, error) {
+	s, err := simulate(base, tx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TableState, 0, len(s.tables))
+	for _, t := range s.tables {
+		ts := TableState{Family: t.fam}
+		for _, c := range t.chains {
+			cs := ChainState{Name: c.name, Base: c.base}
+			for _, r := range c.rules {
+				cs.Rules = append(cs.Rules, RuleState{Handle: r.handle, Comment: r.comment, Xt: r.xt})
+			}
+			ts.Chains = append(ts.Chains, cs)
+		}
+		for _, st := range t.sets {
+			ss := SetState{Name: st.name, Comment: st.comment}
+			for _, e := range st.elems {
+				ss.Elements = append(ss.Elements, e.state)
+			}
+			ts.Sets = append(ts.Sets, ss)
+		}
+		out = append(out, ts)
+	}
+	return out, nil
+}
+
+// SetSpecs returns the definitions of the sets and maps tx adds, or adds
+// or deletes elements of, by family and name.
+func (tx *Tx) SetSpecs() map[Family]map[string]Set {
+	out := map[Family]map[string]Set{}
+	for _, o := range tx.ops {
+		switch o.kind {
+		case opAddSet, opAddElems, opDelElems:
+			if out[o.fam] == nil {
+				out[o.fam] = map[string]Set{}
+			}
+			out[o.fam][o.set.Name] = o.set
+		}
+	}
+	return out
+}
+
+// Flatten returns a transaction that builds, from no dnft tables, what tx
+// leaves in them (see [Tx.Objects] with no base), creating every object
+// once: tables, then sets, chains, the final elements of each set, and
+// the final rules of each chain, appended in order. Creation order of
+// chains and of sets is kept, so `nft list` prints the result like the
+// original. Rules added at virtual positions land where they belong.
+// Elements added and deleted again, and rules rewritten, cost nothing.
+func (tx *Tx) Flatten() (*Tx, error) {
+	s, err := simulate(nil, tx)
+	if err != nil {
+		return nil, err
+	}
+	out := &Tx{}
+	for _, t := range s.tables {
+		out.AddTable(t.fam)
+		for _, st := range t.sets {
+			out.AddSet(*st.spec)
+		}
+		for _, c := range t.chains {
+			out.AddChain(Chain{Family: t.fam, Name: c.name, Base: c.base})
+		}
+		for _, st := range t.sets {
+			var elems []Element
+			for _, e := range st.elems {
+				if e.src != nil {
+					elems = append(elems, *e.src)
+				}
+			}
+			out.AddElements(*st.spec, elems...)
+		}
+		for _, c := range t.chains {
+			for _, r := range c.rules {
+				out.AddRule(*r.rule)
+			}
+		}
+	}
+	return out, nil
+}
+
+// sim is the state of dnft's tables during a simulation.
+type sim struct{ tables []*simTable }
+
+type simTable struct {
+	fam    Family
+	chains []*simChain
+	sets   []*simSet
+}
+
+type simChain struct {
+	name  string
+	base  *Base
+	rules []simRule
+}
+
+type simRule struct {
+	handle  uint64
+	comment string
+	xt      bool
+	rule    *Rule // nil for a rule of the base state
+}
+
+type simSet struct {
+	name, comment string
+	spec          *Set // nil for a set of the base state
+	elems         []simElem
+}
+
+type simElem struct {
+	state ElementState
+	src   *Element // the element that added it (nil for an interval end or a base element)
+}
+
+// elemID identifies an element by key (and interval end flag).
+func elemID(e ElementState) string {
+	if e.IntervalEnd {
+		return "end/" + string(e.Key)
+	}
+	return string(e.Key)
+}
+
+func simulate(base []TableState, tx *Tx) (*sim, error) {
+	if tx.err != nil {
+		return nil, tx.err
+	}
+	s := &sim{}
+	for _, ts := range base {
+		t := &simTable{fam: ts.Family}
+		for _, cs := range ts.Chains {
+			c := &simChain{name: cs.Name, base: cs.Base}
+			for _, r := range cs.Rules {
+				c.rules = append(c.rules, simRule{handle: r.Handle, comment: r.Comment, xt: r.Xt})
+			}
+			t.chains = append(t.chains, c)
+		}
+		for _, ss := range ts.Sets {
+			st := &simSet{name: ss.Name, comment: ss.Comment}
+			for _, e := range ss.Elements {
+				e.Packets, e.Bytes = 0, 0
+				st.elems = append(st.elems, simElem{state: e})
+			}
+			t.sets = append(t.sets, st)
+		}
+		s.tables = append(s.tables, t)
+	}
+	for i, o := range tx.ops {
+		if err := s.apply(i, o); err != nil {
+			return nil, fmt.Errorf("change %d of %d: %w", i+1, len(tx.ops), err)
+		}
+	}
+	return s, nil
+}
+
+func (s *sim) table(f Family) (*simTable, int) {
+	for i, t := range s.tables {
+		if t.fam == f {
+			return t, i
+		}
+	}
+	return nil, -1
+}
+
+func (t *simTable) chain(name string) (*simChain, int) {
+	for i, c := range t.chains {
+		if c.name == name {
+			return c, i
+		}
+	}
+	return nil, -1
+}
+
+func (t *simTable) set(name string) (*simSet, int) {
+	for i, st := range t.sets {
+		if st.name == name {
+			return st, i
+		}
+	}
+	return nil, -1
+}
+
+func (s *sim) apply(i int, o op) error {
+	t, ti := s.table(o.fam)
+	if o.kind == opAddTable {
+		if t == nil {
+			s.tables = append(s.tables, &simTable{fam: o.fam})
+		}
+		return nil
+	}
+	if t == nil {
+		return fmt.Errorf("%s table %s does not exist", o.fam, TableName)
+	}
+	switch o.kind {
+	case opDelTable:
+		s.tables = slices.Delete(s.tables, ti, ti+1)
+	case opAddChain:
+		if c, _ := t.chain(o.chain.Name); c == nil {
+			t.chains = append(t.chains, &simChain{name: o.chain.Name, base: o.chain.Base})
+		}
+	case opFlushChain, opDelChain:
+		c, ci := t.chain(o.chain.Name)
+		if c == nil {
+			return fmt.Errorf("%s chain %s does not exist", o.fam, o.chain.Name)
+		}
+		if o.kind == opFlushChain {
+			c.rules = nil
+		} else if len(c.rules) > 0 {
+			return fmt.Errorf("%s chain %s is deleted with %d rule(s) in it", o.fam, c.name, len(c.rules))
+		} else {
+			t.chains = slices.Delete(t.chains, ci, ci+1)
+		}
+	case opAddRule, opInsertRule, opDelRule:
+		return t.applyRule(i, o)
+	case opAddSet:
+		if st, _ := t.set(o.set.Name); st == nil {
+			spec := o.set
+			t.sets = append(t.sets, &simSet{name: spec.Name, comment: spec.Comment, spec: &spec})
+		}
+	case opDelSet, opFlushSet:
+		st, si := t.set(o.set.Name)
+		if st == nil {
+			return fmt.Errorf("%s set %s does not exist", o.fam, o.set.Name)
+		}
+		if o.kind == opFlushSet {
+			st.elems = nil
+		} else {
+			t.sets = slices.Delete(t.sets, si, si+1)
+		}
+	case opAddElems, opDelElems:
+		return t.applyElems(o)
+	default:
+		return fmt.Errorf("unknown op %d", o.kind)
+	}
+	return nil
+}
+
+func (t *simTable) applyRule(i int, o op) error {
+	c, _ := t.chain(o.rule.Chain)
+	if c == nil {
+		return fmt.Errorf("%s chain %s does not exist", o.fam, o.rule.Chain)
+	}
+	pos := -1
+	if o.handle != 0 {
+		for j, r := range c.rules {
+			if r.handle == o.handle {
+				pos = j
+			}
+		}
+		if pos < 0 {
+			return fmt.Errorf("%s chain %s has no rule with handle %d", o.fam, c.name, o.handle)
+		}
+	}
+	if o.kind == opDelRule {
+		c.rules = slices.Delete(c.rules, pos, pos+1)
+		return nil
+	}
+	r := o.rule
+	nr := simRule{handle: VirtualHandle | uint64(i+1), comment: r.Comment, rule: &r}
+	switch {
+	case o.kind == opAddRule && pos < 0:
+		pos = len(c.rules)
+	case o.kind == opAddRule:
+		pos++
+	case pos < 0: // insert at the head
+		pos = 0
+	}
+	c.rules = slices.Insert(c.rules, pos, nr)
+	return nil
+}
+
+func (t *simTable) applyElems(o op) error {
+	st, _ := t.set(o.set.Name)
+	if st == nil {
+		return fmt.Errorf("%s set %s does not exist", o.fam, o.set.Name)
+	}
+	index := make(map[string]int, len(st.elems))
+	for j, e := range st.elems {
+		index[elemID(e.state)] = j
+	}
+	gone := map[int]bool{}
+	for k := range o.elems {
+		src := &o.elems[k]
+		les, err := libElements(o.set, *src)
+		if err != nil {
+			return fmt.Errorf("set %s: %w", o.set.Name, err)
+		}
+		for n, le := range les {
+			es := elementState(le)
+			id := elemID(es)
+			j, ok := index[id]
+			if o.kind == opDelElems {
+				if !ok || gone[j] {
+					return fmt.Errorf("%s set %s has no element %x", o.fam, o.set.Name, es.Key)
+				}
+				gone[j] = true
+				continue
+			}
+			if ok && !gone[j] {
+				continue // `add element` leaves an existing key alone
+			}
+			se := simElem{state: es}
+			if n == 0 {
+				se.src = src
+			}
+			index[id] = len(st.elems)
+			st.elems = append(st.elems, se)
+		}
+	}
+	if len(gone) > 0 {
+		kept := st.elems[:0:0]
+		for j, e := range st.elems {
+			if !gone[j] {
+				kept = append(kept, e)
+			}
+		}
+		st.elems = kept
+	}
+	return nil
+}
+
+// elementState is what reading back an encoded element returns.
+func elementState(le nftables.SetElement) ElementState {
+	es := ElementState{Key: le.Key, Data: le.Val, Comment: le.Comment, IntervalEnd: le.IntervalEnd}
+	if le.VerdictData != nil {
+		es.Verdict = fromLibVerdict(le.VerdictData)
+	}
+	return es
+}

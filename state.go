@@ -1,0 +1,572 @@
+package dnft
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/dnft/dnft/chains"
+	"github.com/dnft/dnft/ingress"
+	"github.com/dnft/dnft/nft"
+	"github.com/dnft/dnft/portmap"
+)
+
+// State is dnft's complete desired state in a namespace: what
+// [Firewall.Save] reads, [Firewall.Restore] programs and [Firewall.Apply]
+// converges to. [State.Encode] and [ParseState] turn it into a versioned
+// JSON document and back.
+type State struct {
+	// Daemon is the configuration Init was given; nil means dnft is not
+	// initialized (no tables).
+	Daemon *DaemonConfig
+	// Networks are the networks, oldest first (by Seq).
+	Networks []Network
+	// Ports are the published bindings, oldest first, normalised (a
+	// valid HostIP). Counters are not part of the state.
+	Ports []Published
+	// Ingress are the ingress publications with their reference counts,
+	// oldest first. Counters are not part of the state.
+	Ingress []IngressPublished
+	// DockerUser are the operator's DOCKER-USER rules, IPv4's then IPv6's,
+	// each family's in order. Nil means "not part of this state": Restore
+	// and Apply then keep the rules DOCKER-USER has. Save always sets it.
+	DockerUser []UserRule
+}
+
+// UserRule is one DOCKER-USER rule, kept as its netlink encoding so that
+// it is re-created exactly, whatever it does.
+type UserRule struct {
+	// Family is nft.IPv4 or nft.IPv6.
+	Family nft.Family
+	// Expr is the rule's NFTA_RULE_EXPRESSIONS payload in canonical form
+	// (see [nft.CanonicalExprs]).
+	Expr []byte
+	// Comment is the rule's comment.
+	Comment string
+	// NFT is the rule as `nft list` prints it, for people; it may be
+	// empty and is ignored when the rule is programmed.
+	NFT string
+}
+
+// ErrStateUnknown means dnft's records are missing from the kernel (one
+// of its tables, its networks set or its DNAT maps was deleted): what
+// should be there cannot be told without a saved state.
+var ErrStateUnknown = errors.New("dnft's state is unknown")
+
+// Validate checks a state as a whole: every network on its own and
+// against the older ones, every binding against its network and the
+// other bindings, every ingress publication, every DOCKER-USER rule. The
+// error is a *FieldError whose Field is the path of the bad value in the
+// JSON document, such as "networks[1].subnet".
+func (s State) Validate() error {
+	_, err := s.validate()
+	return err
+}
+
+// validate is Validate, returning the state normalised: bindings and
+// ingress ports in normal form, sorted by Seq.
+func (s State) validate() (State, error) {
+	out := State{Daemon: s.Daemon}
+	if s.Daemon == nil {
+		switch {
+		case len(s.Networks) > 0:
+			return out, &FieldError{Field: "daemon", Reason: "missing, but the state has networks"}
+		case len(s.Ingress) > 0:
+			return out, &FieldError{Field: "daemon", Reason: "missing, but the state has ingress ports"}
+		case len(s.DockerUser) > 0:
+			return out, &FieldError{Field: "daemon", Reason: "missing, but the state has DOCKER-USER rules"}
+		}
+		if s.DockerUser != nil {
+			out.DockerUser = []UserRule{}
+		}
+		return out, nil
+	}
+	d := *s.Daemon
+	d.IPForward = false
+	out.Daemon = &d
+	var err error
+	if out.Networks, err = validNetworks(d, s.Networks); err != nil {
+		return out, err
+	}
+	if out.Ports, err = validPorts(d, out.Networks, s.Ports); err != nil {
+		return out, err
+	}
+	if out.Ingress, err = validIngress(d, out.Ports, s.Ingress); err != nil {
+		return out, err
+	}
+	if out.DockerUser, err = validUserRules(d, s.DockerUser); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// jsonFields maps the field names of the library's FieldErrors to the
+// keys of the state document.
+var jsonFields = map[string]string{
+	"subnet":                       "subnets",
+	"host-port":                    "host_port",
+	"container-ip":                 "container_ip",
+	"container-port":               "container_port",
+	"com.docker.network.host_ipv4": "host_ipv4",
+	"com.docker.network.host_ipv6": "host_ipv6",
+	"com.docker.network.bridge.host_binding_ipv4": "host_binding_ipv4",
+}
+
+// at puts err under path: a FieldError gets path prefixed to its field
+// (named as in the state document).
+func at(path string, err error) error {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		f := path
+		if fe.Field != "" {
+			name := fe.Field
+			if j, ok := jsonFields[name]; ok {
+				name = j
+			}
+			f += "." + name
+		}
+		return &FieldError{Field: f, Value: fe.Value, Reason: fe.Reason}
+	}
+	return &FieldError{Field: path, Reason: err.Error()}
+}
+
+func validNetworks(d DaemonConfig, in []Network) ([]Network, error) {
+	var out []Network
+	for i, n := range in {
+		path := fmt.Sprintf("networks[%d]", i)
+		if err := chains.CheckNew(n.NetworkConfig, out); err != nil {
+			return nil, at(path, err)
+		}
+		if n.Subnet6.IsValid() && !d.IPv6 {
+			return nil, &FieldError{Field: path + ".subnets", Value: n.Subnet6.String(), Reason: "IPv6 is not enabled (daemon.ipv6)"}
+		}
+		if n.Seq < 0 {
+			return nil, &FieldError{Field: path + ".seq", Value: fmt.Sprint(n.Seq), Reason: "must not be negative"}
+		}
+		out = append(out, n)
+	}
+	sortBySeq(out, func(n Network) int64 { return n.Seq })
+	return out, nil
+}
+
+func validPorts(d DaemonConfig, nets []Network, in []Published) ([]Published, error) {
+	x := portmap.NewIndex(nil)
+	var out []Published
+	for i, p := range in {
+		path := fmt.Sprintf("ports[%d]", i)
+		n, ok := chains.Find(nets, p.Network)
+		if !ok {
+			return nil, &FieldError{Field: path + ".network", Value: p.Network, Reason: "no such network in the state"}
+		}
+		if p.Seq < 0 {
+			return nil, &FieldError{Field: path + ".seq", Value: fmt.Sprint(p.Seq), Reason: "must not be negative"}
+		}
+		norm, err := x.CheckPublish(d, n, []Binding{p.Binding})
+		if err != nil {
+			return nil, at(path, err)
+		}
+		x.Add(n.Name, norm, p.Seq)
+		out = append(out, Published{Network: n.Name, Binding: norm[0], Seq: p.Seq})
+	}
+	sortBySeq(out, func(p Published) int64 { return p.Seq })
+	return out, nil
+}
+
+func validIngress(d DaemonConfig, ports []Published, in []IngressPublished) ([]IngressPublished, error) {
+	type key struct {
+		f     nft.Family
+		proto portmap.Proto
+		port  uint16
+	}
+	seen := map[key]int{}
+	var out []IngressPublished
+	for i, p := range in {
+		path := fmt.Sprintf("ingress[%d]", i)
+		np, err := ingress.Normalize(d, p.Port)
+		if err != nil {
+			return nil, at(path, err)
+		}
+		if err := ingress.CheckPort(np, ports); err != nil {
+			return nil, at(path, err)
+		}
+		if p.Refs < 1 {
+			return nil, &FieldError{Field: path + ".refs", Value: fmt.Sprint(p.Refs), Reason: "must be at least 1"}
+		}
+		if p.Seq < 0 {
+			return nil, &FieldError{Field: path + ".seq", Value: fmt.Sprint(p.Seq), Reason: "must not be negative"}
+		}
+		k := key{np.Family(), np.Proto, np.Port}
+		if j, dup := seen[k]; dup {
+			return nil, &FieldError{Field: path + ".port", Value: ingress.PortProto(np.Port, np.Proto), Reason: fmt.Sprintf("published twice in the family (also ingress[%d])", j)}
+		}
+		seen[k] = i
+		out = append(out, IngressPublished{Port: np, Refs: p.Refs, Seq: p.Seq})
+	}
+	sortBySeq(out, func(p IngressPublished) int64 { return p.Seq })
+	return out, nil
+}
+
+func validUserRules(d DaemonConfig, in []UserRule) ([]UserRule, error) {
+	if in == nil {
+		return nil, nil
+	}
+	in = slices.Clone(in)
+	for i, r := range in {
+		path := fmt.Sprintf("docker_user[%d]", i)
+		switch {
+		case r.Family != nft.IPv4 && r.Family != nft.IPv6:
+			return nil, &FieldError{Field: path + ".family", Value: fmt.Sprint(uint8(r.Family)), Reason: "must be ip or ip6"}
+		case !slices.Contains(d.Families(), r.Family):
+			return nil, &FieldError{Field: path + ".family", Value: r.Family.String(), Reason: "IPv6 is not enabled (daemon.ipv6)"}
+		case len(r.Comment) > 250 || strings.ContainsRune(r.Comment, 0):
+			return nil, &FieldError{Field: path + ".comment", Value: r.Comment, Reason: "must be at most 250 bytes, without NUL"}
+		}
+		canon, err := nft.CanonicalExprs(r.Family, r.Expr)
+		if err != nil {
+			return nil, &FieldError{Field: path + ".expr", Value: shorten(r.Expr), Reason: err.Error()}
+		}
+		in[i].Expr = canon
+	}
+	// IPv4's rules first, then IPv6's, each in order.
+	out := []UserRule{}
+	for _, f := range nft.Families {
+		for _, r := range in {
+			if r.Family == f {
+				out = append(out, r)
+			}
+		}
+	}
+	return out, nil
+}
+
+// shorten returns the start of a value, for messages.
+func shorten(b []byte) string {
+	const max = 24
+	if len(b) > max {
+		return fmt.Sprintf("%x...", b[:max])
+	}
+	return fmt.Sprintf("%x", b)
+}
+
+// sortBySeq sorts stably by sequence number; zero (not given) sorts last,
+// in input order.
+func sortBySeq[T any](s []T, seq func(T) int64) {
+	slices.SortStableFunc(s, func(a, b T) int {
+		x, y := seq(a), seq(b)
+		switch {
+		case x == y:
+			return 0
+		case x == 0:
+			return 1
+		case y == 0:
+			return -1
+		case x < y:
+			return -1
+		}
+		return 1
+	})
+}
+
+// StateVersion is the version of the JSON document of a [State].
+const StateVersion = 1
+
+// stateDoc is the JSON document of a State. Optional fields have the
+// defaults of the CLI: userland proxy, ICC and masquerade on, tcp, the
+// docker_gwbridge gateway, one reference.
+type stateDoc struct {
+	Version    int           `json:"version"`
+	Daemon     *daemonDoc    `json:"daemon"`
+	Networks   []networkDoc  `json:"networks"`
+	Ports      []portDoc     `json:"ports"`
+	Ingress    []ingressDoc  `json:"ingress"`
+	DockerUser []userRuleDoc `json:"docker_user"`
+}
+
+type daemonDoc struct {
+	UserlandProxy      *bool `json:"userland_proxy"`
+	IPv6               bool  `json:"ipv6"`
+	AllowDirectRouting bool  `json:"allow_direct_routing"`
+}
+
+type networkDoc struct {
+	Name            string   `json:"name"`
+	Bridge          string   `json:"bridge"`
+	Subnets         []string `json:"subnets"`
+	Internal        bool     `json:"internal"`
+	ICC             *bool    `json:"icc"`
+	Masquerade      *bool    `json:"masquerade"`
+	HostIPv4        string   `json:"host_ipv4,omitempty"`
+	HostIPv6        string   `json:"host_ipv6,omitempty"`
+	HostBindingIPv4 string   `json:"host_binding_ipv4,omitempty"`
+	Seq             int64    `json:"seq,omitempty"`
+}
+
+type portDoc struct {
+	Network       string `json:"network"`
+	Proto         string `json:"proto"`
+	HostIP        string `json:"host_ip,omitempty"`
+	HostPort      uint16 `json:"host_port"`
+	ContainerIP   string `json:"container_ip"`
+	ContainerPort uint16 `json:"container_port"`
+	Seq           int64  `json:"seq,omitempty"`
+}
+
+type ingressDoc struct {
+	Bridge string `json:"bridge,omitempty"`
+	Proto  string `json:"proto"`
+	Port   uint16 `json:"port"`
+	Target string `json:"target"`
+	Refs   int    `json:"refs"`
+	Seq    int64  `json:"seq,omitempty"`
+}
+
+type userRuleDoc struct {
+	Family  string `json:"family"`
+	Expr    string `json:"expr"`
+	Comment string `json:"comment,omitempty"`
+	NFT     string `json:"nft,omitempty"`
+}
+
+// Encode returns the state as an indented JSON document,
+// {"version":1,...}, ending in a newline. Objects are sorted by
+// sequence number, so the same state always gives the same bytes.
+func (s State) Encode() ([]byte, error) {
+	doc := stateDoc{Version: StateVersion, Networks: []networkDoc{}, Ports: []portDoc{}, Ingress: []ingressDoc{}}
+	if s.Daemon != nil {
+		up := s.Daemon.UserlandProxy
+		doc.Daemon = &daemonDoc{UserlandProxy: &up, IPv6: s.Daemon.IPv6, AllowDirectRouting: s.Daemon.AllowDirectRouting}
+	}
+	nets := slices.Clone(s.Networks)
+	sortBySeq(nets, func(n Network) int64 { return n.Seq })
+	for _, n := range nets {
+		icc, masq := n.ICC, n.Masquerade
+		nd := networkDoc{Name: n.Name, Bridge: n.Bridge, Subnets: []string{n.Subnet4.String()}, Internal: n.Internal,
+			ICC: &icc, Masquerade: &masq, HostIPv4: addrText(n.HostIPv4), HostIPv6: addrText(n.HostIPv6),
+			HostBindingIPv4: addrText(n.HostBindingIPv4), Seq: n.Seq}
+		if n.Subnet6.IsValid() {
+			nd.Subnets = append(nd.Subnets, n.Subnet6.String())
+		}
+		doc.Networks = append(doc.Networks, nd)
+	}
+	ports := slices.Clone(s.Ports)
+	sortBySeq(ports, func(p Published) int64 { return p.Seq })
+	for _, p := range ports {
+		doc.Ports = append(doc.Ports, portDoc{Network: p.Network, Proto: string(p.Proto), HostIP: addrText(p.HostIP),
+			HostPort: p.HostPort, ContainerIP: addrText(p.ContainerIP), ContainerPort: p.ContainerPort, Seq: p.Seq})
+	}
+	ing := slices.Clone(s.Ingress)
+	sortBySeq(ing, func(p IngressPublished) int64 { return p.Seq })
+	for _, p := range ing {
+		doc.Ingress = append(doc.Ingress, ingressDoc{Bridge: p.GwBridge, Proto: string(p.Proto), Port: p.Port.Port,
+			Target: addrText(p.Target), Refs: p.Refs, Seq: p.Seq})
+	}
+	if s.DockerUser != nil {
+		doc.DockerUser = []userRuleDoc{}
+	}
+	for _, r := range s.DockerUser {
+		doc.DockerUser = append(doc.DockerUser, userRuleDoc{Family: r.Family.String(),
+			Expr: base64.StdEncoding.EncodeToString(r.Expr), Comment: r.Comment, NFT: r.NFT})
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// ParseState parses and validates a state document (see [State.Encode]).
+// Every error is a *FieldError naming the bad field by its path in the
+// document, such as "networks[1].subnets[0]"; unknown fields are errors.
+// Seq may be left out (0): such objects get new sequence numbers, after
+// the others, in document order, when the state is programmed.
+func ParseState(data []byte) (State, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var doc stateDoc
+	if err := dec.Decode(&doc); err != nil {
+		return State{}, jsonError(data, err)
+	}
+	if dec.More() {
+		return State{}, &FieldError{Field: "state", Value: "", Reason: "trailing data after the JSON document"}
+	}
+	switch {
+	case doc.Version == 0:
+		return State{}, &FieldError{Field: "version", Value: "", Reason: "missing: not a dnft state document (dnft save writes one)"}
+	case doc.Version != StateVersion:
+		return State{}, &FieldError{Field: "version", Value: fmt.Sprint(doc.Version), Reason: fmt.Sprintf("unsupported (this dnft reads version %d)", StateVersion)}
+	}
+	s, err := doc.state()
+	if err != nil {
+		return State{}, err
+	}
+	if s, err = s.validate(); err != nil {
+		return State{}, err
+	}
+	return s, nil
+}
+
+// jsonError turns a decoding error into a FieldError.
+func jsonError(data []byte, err error) error {
+	var (
+		se *json.SyntaxError
+		te *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &se):
+		line := 1 + bytes.Count(data[:min(int(se.Offset), len(data))], []byte("\n"))
+		return &FieldError{Field: "state", Value: fmt.Sprintf("line %d", line), Reason: "not valid JSON: " + se.Error()}
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "state"
+		}
+		return &FieldError{Field: field, Value: te.Value, Reason: "must be a " + te.Type.String()}
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return &FieldError{Field: "state", Value: "", Reason: "empty or truncated document"}
+	}
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return &FieldError{Field: strings.Trim(name, `"`), Value: "", Reason: "unknown field"}
+	}
+	return &FieldError{Field: "state", Value: "", Reason: msg}
+}
+
+// state converts the document, checking the syntax of every value.
+func (doc stateDoc) state() (State, error) {
+	var s State
+	if doc.Daemon != nil {
+		d := DaemonConfig{UserlandProxy: boolOr(doc.Daemon.UserlandProxy, true), IPv6: doc.Daemon.IPv6, AllowDirectRouting: doc.Daemon.AllowDirectRouting}
+		s.Daemon = &d
+	}
+	for i, nd := range doc.Networks {
+		n, err := nd.network(fmt.Sprintf("networks[%d]", i))
+		if err != nil {
+			return s, err
+		}
+		s.Networks = append(s.Networks, n)
+	}
+	for i, pd := range doc.Ports {
+		path := fmt.Sprintf("ports[%d]", i)
+		p := Published{Network: pd.Network, Seq: pd.Seq, Binding: Binding{Proto: portmap.Proto(strOr(pd.Proto, "tcp")),
+			HostPort: pd.HostPort, ContainerPort: pd.ContainerPort}}
+		var err error
+		if p.HostIP, err = parseAddr(path+".host_ip", pd.HostIP, true); err != nil {
+			return s, err
+		}
+		if p.ContainerIP, err = parseAddr(path+".container_ip", pd.ContainerIP, false); err != nil {
+			return s, err
+		}
+		s.Ports = append(s.Ports, p)
+	}
+	for i, id := range doc.Ingress {
+		path := fmt.Sprintf("ingress[%d]", i)
+		t, err := parseAddr(path+".target", id.Target, false)
+		if err != nil {
+			return s, err
+		}
+		refs := id.Refs
+		if refs == 0 {
+			refs = 1
+		}
+		s.Ingress = append(s.Ingress, IngressPublished{Port: IngressPort{GwBridge: id.Bridge,
+			Proto: portmap.Proto(strOr(id.Proto, "tcp")), Port: id.Port, Target: t}, Refs: refs, Seq: id.Seq})
+	}
+	if doc.DockerUser != nil {
+		s.DockerUser = []UserRule{}
+	}
+	for i, rd := range doc.DockerUser {
+		path := fmt.Sprintf("docker_user[%d]", i)
+		r := UserRule{Comment: rd.Comment, NFT: rd.NFT}
+		switch rd.Family {
+		case "ip":
+			r.Family = nft.IPv4
+		case "ip6":
+			r.Family = nft.IPv6
+		default:
+			return s, &FieldError{Field: path + ".family", Value: rd.Family, Reason: "must be ip or ip6"}
+		}
+		b, err := base64.StdEncoding.DecodeString(rd.Expr)
+		if err != nil {
+			return s, &FieldError{Field: path + ".expr", Value: shortText(rd.Expr), Reason: "not base64: " + err.Error()}
+		}
+		r.Expr = b
+		s.DockerUser = append(s.DockerUser, r)
+	}
+	return s, nil
+}
+
+func (nd networkDoc) network(path string) (Network, error) {
+	n := Network{Seq: nd.Seq, NetworkConfig: NetworkConfig{Name: nd.Name, Bridge: nd.Bridge, Internal: nd.Internal,
+		ICC: boolOr(nd.ICC, true), Masquerade: boolOr(nd.Masquerade, !nd.Internal)}}
+	if len(nd.Subnets) == 0 || len(nd.Subnets) > 2 {
+		return n, &FieldError{Field: path + ".subnets", Value: strings.Join(nd.Subnets, ","), Reason: "must list an IPv4 subnet and optionally an IPv6 one"}
+	}
+	for j, sub := range nd.Subnets {
+		p, err := netip.ParsePrefix(sub)
+		if err != nil {
+			return n, &FieldError{Field: fmt.Sprintf("%s.subnets[%d]", path, j), Value: sub, Reason: "not a CIDR prefix"}
+		}
+		if j == 0 {
+			n.Subnet4 = p
+		} else {
+			n.Subnet6 = p
+		}
+	}
+	var err error
+	for _, a := range []struct {
+		name string
+		text string
+		into *netip.Addr
+	}{{"host_ipv4", nd.HostIPv4, &n.HostIPv4}, {"host_ipv6", nd.HostIPv6, &n.HostIPv6}, {"host_binding_ipv4", nd.HostBindingIPv4, &n.HostBindingIPv4}} {
+		if *a.into, err = parseAddr(path+"."+a.name, a.text, true); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// parseAddr parses an address; "" is the zero address when optional.
+func parseAddr(field, s string, optional bool) (netip.Addr, error) {
+	if s == "" && optional {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return a, &FieldError{Field: field, Value: s, Reason: "not an IP address"}
+	}
+	return a, nil
+}
+
+func boolOr(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}
+
+func strOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func shortText(s string) string {
+	if len(s) > 24 {
+		return s[:24] + "..."
+	}
+	return s
+}

@@ -1,0 +1,134 @@
+package dnft
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const sampleDoc = `{
+  "version": 1,
+  "daemon": {"userland_proxy": true, "ipv6": true, "allow_direct_routing": false},
+  "networks": [
+    {"name": "a", "bridge": "br-a", "subnets": ["172.18.0.0/16", "fd00:18::/64"], "seq": 10},
+    {"name": "b", "bridge": "br-b", "subnets": ["172.19.0.0/16"], "icc": false, "host_binding_ipv4": "192.0.2.1", "seq": 11}
+  ],
+  "ports": [
+    {"network": "a", "proto": "tcp", "host_port": 8080, "container_ip": "172.18.0.2", "container_port": 80, "seq": 12},
+    {"network": "b", "host_port": 8081, "container_ip": "172.19.0.2", "container_port": 80}
+  ],
+  "ingress": [
+    {"proto": "udp", "port": 30000, "target": "172.30.0.2", "refs": 2, "seq": 13}
+  ],
+  "docker_user": []
+}`
+
+func TestParseStateDefaults(t *testing.T) {
+	s, err := ParseState([]byte(sampleDoc))
+	require.NoError(t, err)
+	require.True(t, s.Daemon.UserlandProxy)
+	require.Len(t, s.Networks, 2)
+	require.True(t, s.Networks[0].ICC && s.Networks[0].Masquerade, "icc and masquerade default to true")
+	require.False(t, s.Networks[1].ICC)
+	require.Equal(t, "192.0.2.1:8081->172.19.0.2:80/tcp", s.Ports[1].String(), "host address from the network's default")
+	require.Zero(t, s.Ports[1].Seq, "no seq: assigned when programmed")
+	require.Equal(t, "docker_gwbridge", s.Ingress[0].GwBridge)
+	require.NotNil(t, s.DockerUser, "an empty list is part of the state")
+
+	doc, err := s.Encode()
+	require.NoError(t, err)
+	again, err := ParseState(doc)
+	require.NoError(t, err)
+	doc2, err := again.Encode()
+	require.NoError(t, err)
+	require.Equal(t, string(doc), string(doc2))
+
+	noUser, err := ParseState([]byte(strings.Replace(sampleDoc, `"docker_user": []`, `"docker_user": null`, 1)))
+	require.NoError(t, err)
+	require.Nil(t, noUser.DockerUser, "null or absent: DOCKER-USER is not part of the state")
+}
+
+// TestParseStateErrors: every bad document is refused with a FieldError
+// that names the field by its path.
+func TestParseStateErrors(t *testing.T) {
+	edit := func(old, new string) string {
+		if !strings.Contains(sampleDoc, old) {
+			t.Fatalf("sample has no %q", old)
+		}
+		return strings.Replace(sampleDoc, old, new, 1)
+	}
+	for _, tc := range []struct {
+		name, doc, field, reason string
+	}{
+		{"not json", "nope", "state", "not valid JSON"},
+		{"truncated", sampleDoc[:40], "state", "truncated"},
+		{"empty", "", "state", "empty"},
+		{"trailing", sampleDoc + "{}", "state", "trailing data"},
+		{"no version", `{}`, "version", "not a dnft state"},
+		{"future version", `{"version": 2}`, "version", "unsupported"},
+		{"unknown field", edit(`"version": 1,`, `"version": 1, "extra": 1,`), "extra", "unknown field"},
+		{"wrong type", edit(`"host_port": 8080`, `"host_port": "8080"`), "ports.host_port", "must be a uint16"},
+		{"bad subnet", edit(`"172.18.0.0/16"`, `"172.18.0.300/16"`), "networks[0].subnets[0]", "not a CIDR"},
+		{"no subnet", edit(`"subnets": ["172.19.0.0/16"]`, `"subnets": []`), "networks[1].subnets", "IPv4 subnet"},
+		{"host bits", edit(`"172.19.0.0/16"`, `"172.19.0.1/16"`), "networks[1].subnets", "host bits"},
+		{"duplicate name", edit(`"name": "b"`, `"name": "a"`), "networks[1].name", "exists"},
+		{"overlap", edit(`"172.19.0.0/16"`, `"172.18.128.0/17"`), "networks[1].subnets", "overlaps"},
+		{"bad bridge", edit(`"br-b"`, `"a-very-long-bridge-name"`), "networks[1].bridge", "15 bytes"},
+		{"bad address", edit(`"host_binding_ipv4": "192.0.2.1"`, `"host_binding_ipv4": "192.0.2"`), "networks[1].host_binding_ipv4", "not an IP"},
+		{"ipv6 off", edit(`"ipv6": true`, `"ipv6": false`), "networks[0].subnets", "IPv6 is not enabled"},
+		{"unknown network", edit(`"network": "b"`, `"network": "c"`), "ports[1].network", "no such network"},
+		{"container outside", edit(`"172.19.0.2"`, `"172.20.0.2"`), "ports[1].container_ip", "not in network"},
+		{"port clash", edit(`"host_port": 8081`, `"host_port": 8080`), "ports[1].binding", "already published"},
+		{"bad proto", edit(`"proto": "tcp"`, `"proto": "icmp"`), "ports[0].proto", "tcp, udp or sctp"},
+		{"negative seq", edit(`"seq": 12`, `"seq": -1`), "ports[0].seq", "negative"},
+		{"bad target", edit(`"target": "172.30.0.2"`, `"target": "x"`), "ingress[0].target", "not an IP"},
+		{"bad refs", edit(`"refs": 2`, `"refs": -2`), "ingress[0].refs", "at least 1"},
+		{"ingress clash", edit(`"proto": "udp", "port": 30000`, `"proto": "tcp", "port": 8081`), "ingress[0].port", "already published"},
+		{"no daemon", edit(`"daemon": {"userland_proxy": true, "ipv6": true, "allow_direct_routing": false}`, `"daemon": null`), "daemon", "missing"},
+		{"bad family", edit(`"docker_user": []`, `"docker_user": [{"family": "inet", "expr": ""}]`), "docker_user[0].family", "ip or ip6"},
+		{"bad base64", edit(`"docker_user": []`, `"docker_user": [{"family": "ip", "expr": "!!"}]`), "docker_user[0].expr", "not base64"},
+		{"bad expressions", edit(`"docker_user": []`, `"docker_user": [{"family": "ip", "expr": "AAAA"}]`), "docker_user[0].expr", "bad expression list"},
+		{"no expressions", edit(`"docker_user": []`, `"docker_user": [{"family": "ip", "expr": ""}]`), "docker_user[0].expr", "no expressions"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseState([]byte(tc.doc))
+			var fe *FieldError
+			require.True(t, errors.As(err, &fe), "want a FieldError, got %v", err)
+			require.Equal(t, tc.field, fe.Field, "%v", err)
+			require.Contains(t, fe.Error(), tc.reason)
+		})
+	}
+}
+
+// FuzzParseState: the parser never panics; what it accepts encodes to a
+// document that parses to the same encoding.
+func FuzzParseState(f *testing.F) {
+	f.Add([]byte(sampleDoc))
+	f.Add([]byte(`{"version":1,"daemon":null,"networks":[],"ports":[],"ingress":[],"docker_user":[]}`))
+	f.Add([]byte(`{"version":1,"daemon":{},"docker_user":[{"family":"ip","expr":"JAABgAkAAQBtZXRhAAAAABQAAoAIAAIAAAAABggAAQAAAAAB"}]}`))
+	f.Add([]byte(`{"version":1,"networks":[{"name":"x","subnets":["10.0.0.0/8"]}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseState(data)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("not a FieldError: %v", err)
+			}
+			return
+		}
+		doc, err := s.Encode()
+		if err != nil {
+			t.Fatalf("encode: %v", err)
+		}
+		again, err := ParseState(doc)
+		if err != nil {
+			t.Fatalf("encoded state refused: %v\n%s", err, doc)
+		}
+		doc2, _ := again.Encode()
+		if string(doc) != string(doc2) {
+			t.Fatalf("encoding not stable:\n%s\n%s", doc, doc2)
+		}
+	})
+}
