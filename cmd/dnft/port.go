@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/netip"
@@ -64,17 +65,18 @@ func parsePortArgs(c *cobra.Command, args, specs []string) (portArgs, error) {
 	return pa, nil
 }
 
-func newPortPublishCmd(a *app) *cobra.Command {
+// portChange is Firewall.PublishSpecs or Firewall.UnpublishSpecs.
+type portChange func(fw *dnft.Firewall, ctx context.Context, network string, container netip.Addr, specs []dnft.PortSpec) ([]dnft.Binding, error)
+
+// newPortChangeCmd builds `port publish` and `port unpublish`: both parse
+// NETWORK CONTAINER_IP -p SPEC..., run one batch and print the bindings.
+func newPortChangeCmd(a *app, use, short, long string, change portChange) *cobra.Command {
 	var specs []string
 	c := &cobra.Command{
-		Use:   "publish NETWORK CONTAINER_IP -p SPEC [-p SPEC ...]",
-		Short: "Publish ports of a container, in one batch",
-		Long: `Publish ports of a container on a network, in one batch, and print the
-resulting bindings (HOST_IP:HOST_PORT->CONTAINER_IP:PORT/PROTO), one a line.
-Nothing is changed if any spec is bad or conflicts with a published port.
-
-` + specHelp,
-		Args: exactArgs("NETWORK", "CONTAINER_IP"),
+		Use:   use,
+		Short: short,
+		Long:  long + "\n\n" + specHelp,
+		Args:  exactArgs("NETWORK", "CONTAINER_IP"),
 		RunE: func(c *cobra.Command, args []string) error {
 			pa, err := parsePortArgs(c, args, specs)
 			if err != nil {
@@ -83,7 +85,7 @@ Nothing is changed if any spec is bad or conflicts with a published port.
 			var bs []dnft.Binding
 			err = a.withFirewall(c.Context(), func(fw *dnft.Firewall) error {
 				fw.SetWarnFunc(warnTo(c.ErrOrStderr()))
-				bs, err = fw.PublishSpecs(c.Context(), pa.network, pa.container, pa.specs)
+				bs, err = change(fw, c.Context(), pa.network, pa.container, pa.specs)
 				return err
 			})
 			if err != nil {
@@ -96,39 +98,25 @@ Nothing is changed if any spec is bad or conflicts with a published port.
 	return c
 }
 
+func newPortPublishCmd(a *app) *cobra.Command {
+	return newPortChangeCmd(a, "publish NETWORK CONTAINER_IP -p SPEC [-p SPEC ...]",
+		"Publish ports of a container, in one batch",
+		`Publish ports of a container on a network, in one batch, and print the
+resulting bindings (HOST_IP:HOST_PORT->CONTAINER_IP:PORT/PROTO), one a line.
+Nothing is changed if any spec is bad or conflicts with a published port.`,
+		(*dnft.Firewall).PublishSpecs)
+}
+
 func newPortUnpublishCmd(a *app) *cobra.Command {
-	var specs []string
-	c := &cobra.Command{
-		Use:   "unpublish NETWORK CONTAINER_IP -p SPEC [-p SPEC ...]",
-		Short: "Unpublish ports of a container, in one batch",
-		Long: `Unpublish ports of a container on a network, in one batch, and print the
+	return newPortChangeCmd(a, "unpublish NETWORK CONTAINER_IP -p SPEC [-p SPEC ...]",
+		"Unpublish ports of a container, in one batch",
+		`Unpublish ports of a container on a network, in one batch, and print the
 removed bindings, one a line. A spec with as many host ports as container
 ports names exactly those bindings; without a host port it names every
 binding of its container ports (on its host address); with a host range
 and one container port, the binding whose host port is in the range.
-Nothing is changed if a spec names no published binding.
-
-` + specHelp,
-		Args: exactArgs("NETWORK", "CONTAINER_IP"),
-		RunE: func(c *cobra.Command, args []string) error {
-			pa, err := parsePortArgs(c, args, specs)
-			if err != nil {
-				return err
-			}
-			var bs []dnft.Binding
-			err = a.withFirewall(c.Context(), func(fw *dnft.Firewall) error {
-				fw.SetWarnFunc(warnTo(c.ErrOrStderr()))
-				bs, err = fw.UnpublishSpecs(c.Context(), pa.network, pa.container, pa.specs)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			return writeBindings(c.OutOrStdout(), bs)
-		},
-	}
-	c.Flags().StringArrayVarP(&specs, "publish", "p", nil, "port spec (repeatable)")
-	return c
+Nothing is changed if a spec names no published binding.`,
+		(*dnft.Firewall).UnpublishSpecs)
 }
 
 func newPortLsCmd(a *app) *cobra.Command {
