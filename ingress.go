@@ -33,8 +33,9 @@ type IngressPublished = ingress.Published
 // sets route_localnet=1 on the bridge, if the bridge exists (as Docker
 // does, once), so that 127.0.0.1:PORT reaches the sandbox.
 //
-// Its reads are the daemon record, the container bindings and the port's
-// ingress-dnat element (see [ingress.Publish] and [ingress.ElementGetter]).
+// Its reads are the cached daemon record and binding index (reloaded only
+// when someone else changed the ruleset) and the port's ingress-dnat
+// element (see [ingress.Publish] and [ingress.ElementGetter]).
 func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
@@ -51,19 +52,25 @@ func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 	if err != nil {
 		return fmt.Errorf("publish ingress: %w", err)
 	}
-	bindings, err := portmap.ReadBindings(ctx, fw.conn, d)
+	// The cached index answers "does a container binding hold this
+	// port?" without listing the bindings.
+	x, err := fw.index(ctx)
 	if err != nil {
 		return fmt.Errorf("publish ingress %s: %w", np, err)
 	}
-	if err := ingress.CheckPort(np, bindings); err != nil {
-		return fmt.Errorf("publish ingress: %w", err)
+	if b, ok := x.PortHolder(np.Proto, np.Port); ok {
+		if err := ingress.CheckPort(np, []portmap.Published{b}); err != nil {
+			return fmt.Errorf("publish ingress: %w", err)
+		}
 	}
 	tx := &nft.Tx{}
 	ch, err := ingress.Publish(ctx, fw.conn, tx, np, fw.seq())
 	if err != nil {
 		return fmt.Errorf("publish ingress: %w", err)
 	}
-	if err := fw.conn.Apply(ctx, tx); err != nil {
+	// Committed through fw.commit, so the cached view stays valid: ingress
+	// changes no network and no container binding.
+	if err := fw.commit(ctx, tx, func(*view) {}); err != nil {
 		return fmt.Errorf("publish ingress %s: %w", np, err)
 	}
 	if ch.NewGateway && np.Target.Is4() {
@@ -101,7 +108,7 @@ func (fw *Firewall) UnpublishIngress(ctx context.Context, p IngressPort) error {
 	if _, err := ingress.Unpublish(ctx, fw.conn, tx, d, np); err != nil {
 		return fmt.Errorf("unpublish ingress: %w", err)
 	}
-	if err := fw.conn.Apply(ctx, tx); err != nil {
+	if err := fw.commit(ctx, tx, func(*view) {}); err != nil {
 		return fmt.Errorf("unpublish ingress %s: %w", ingress.PortProto(np.Port, np.Proto), err)
 	}
 	return nil

@@ -18,6 +18,9 @@ type Scale struct {
 	// Batch is the size of the batch publish/unpublish, the listing, the
 	// restore and the memory workloads.
 	Batch int
+	// Ingress are the numbers of swarm ingress ports already published
+	// when one more is published.
+	Ingress []int
 	// DataBindings and DataNetworks are the data-plane states; the first
 	// of each is the other series' fixed value.
 	DataBindings, DataNetworks []int
@@ -38,13 +41,13 @@ type Scale struct {
 // Scales are the predefined scales.
 var Scales = map[string]Scale{
 	"small": {
-		Name: "small", Networks: []int{1, 5, 20}, Existing: []int{0, 100, 1000}, Batch: 1000,
+		Name: "small", Networks: []int{1, 5, 20}, Existing: []int{0, 100, 1000}, Batch: 1000, Ingress: []int{0, 100, 1000},
 		DataBindings: []int{10, 100, 1000}, DataNetworks: []int{10, 20, 50},
 		DataRun: 150 * time.Millisecond, DataRuns: 6,
 		Budget: 500 * time.Millisecond, MinReps: 3, MaxReps: 20, Abort: 5 * time.Second,
 	},
 	"full": {
-		Name: "full", Networks: []int{1, 50, 500}, Existing: []int{0, 1000, 10000}, Batch: 10000,
+		Name: "full", Networks: []int{1, 50, 500}, Existing: []int{0, 1000, 10000}, Batch: 10000, Ingress: []int{0, 1000, 5000},
 		DataBindings: []int{10, 1000, 10000}, DataNetworks: []int{10, 100, 500},
 		DataRun: 400 * time.Millisecond, DataRuns: 12,
 		Budget: 2 * time.Second, MinReps: 3, MaxReps: 50, Abort: 20 * time.Second,

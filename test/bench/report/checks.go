@@ -42,6 +42,24 @@ func mustShow(rs Results) []check {
 	return append(publishChecks(rs), rateCheck(rs))
 }
 
+// infoChecks are reported like the checks but do not fail the run:
+//   - dnft publishes one ingress port at the largest existing count within
+//     2x of its time at the smallest.
+func infoChecks(rs Results) []check {
+	sizes := rs.sizes("publish-ingress")
+	if len(sizes) < 2 {
+		return nil
+	}
+	lo, hi := sizes[0], sizes[len(sizes)-1]
+	t0, ok0 := rs.value("publish-ingress", "dnft", lo)
+	t1, ok1 := rs.value("publish-ingress", "dnft", hi)
+	if !ok0 || !ok1 {
+		return []check{missing("ingress publish flat", "dnft publish-ingress")}
+	}
+	return []check{{pass: t1 <= 2*t0, name: "ingress publish flat",
+		text: fmt.Sprintf("dnft publishes one ingress port in %s with %d existing, %s with %d existing (%.2fx, limit 2x)", dur(t1), hi, dur(t0), lo, t1/t0)}}
+}
+
 func publishChecks(rs Results) []check {
 	var out []check
 	sizes := rs.sizes("publish-one")

@@ -54,6 +54,9 @@ func run(in, machinePath, out string) error {
 		fmt.Println(c.line())
 		failed = failed || c.verdict() == "FAIL"
 	}
+	for _, c := range infoChecks(rs) {
+		fmt.Println("info: " + c.line())
+	}
 	fmt.Printf("report: wrote %s and %d plots\n", filepath.Join(out, "results.md"), len(plots))
 	if failed {
 		os.Exit(3)

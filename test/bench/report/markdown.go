@@ -21,6 +21,8 @@ var controlSections = []section{
 	{"listing", "Full listing at n bindings", "dnft: nft.Conn.ReadTable (and Firewall.Ports, decoding every binding); baselines: iptables-save, `nft list table`."},
 	{"iptables-view", "`iptables -L -n -v` view at n bindings", "filter and nat tables, two commands per repetition."},
 	{"restore", "Restore of an n-binding state into a fresh namespace", "Baselines load their saved text; \"dnft replay\" rebuilds the state through the library (init, network, Publish in batches)."},
+	{"publish-ingress", "Publish one swarm ingress port", "One ingress port (`docker service create -p`, routing mesh) with n ingress ports already published (pre-filled, untimed). dnft: Firewall.PublishIngress on a docker_gwbridge network (at 0 it also creates the DOCKER-INGRESS chains, jumps and maps); iptables-nft+C: Docker's 3 rules in nat and filter DOCKER-INGRESS (DNAT, ESTABLISHED/RELATED accept, dport accept), one exec per rule with -C first, pre-filled with iptables-restore."},
+	{"unpublish-ingress", "Unpublish one swarm ingress port", "Removing the ingress port just published, n existing (dnft: Firewall.UnpublishIngress; at 0 it also removes the chains and maps)."},
 }
 
 // markdown renders results.md.
@@ -36,6 +38,12 @@ func markdown(rs Results, machine string, checks []check, plots []string) string
 	w("## Must-show checks\n\n")
 	for _, c := range checks {
 		w("- **%s** %s: %s\n", c.verdict(), c.name, c.text)
+	}
+	if info := infoChecks(rs); len(info) > 0 {
+		w("\nFor information (not required checks):\n\n")
+		for _, c := range info {
+			w("- **%s** %s: %s\n", c.verdict(), c.name, c.text)
+		}
 	}
 	w("\n")
 	for _, p := range plots {
