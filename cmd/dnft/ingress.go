@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -35,29 +36,14 @@ func newIngressPublishCmd(a *app) *cobra.Command {
 		Short: "Publish an ingress port (or add a reference to it)",
 		Args:  exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
-			if pub == "" {
-				return usageErrorf("ingress publish: missing -p PUB[/PROTO]")
-			}
-			if target == "" {
+			if pub != "" && target == "" {
 				return usageErrorf("ingress publish: missing --target")
 			}
-			port, proto, err := parsePublish(pub)
+			p, err := ingressPortArgs("publish", pub, target, bridge)
 			if err != nil {
 				return err
 			}
-			t, err := netip.ParseAddr(target)
-			if err != nil {
-				return &dnft.FieldError{Field: "target", Value: target, Reason: netipReason(err, "ParseAddr", target)}
-			}
-			p := dnft.IngressPort{GwBridge: bridge, Proto: proto, Port: port, Target: t}
-			err = a.withFirewall(c.Context(), func(fw *dnft.Firewall) error {
-				return fw.PublishIngress(c.Context(), p)
-			})
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(c.OutOrStdout(), ingress.PortProto(port, proto))
-			return err
+			return runIngress(a, c, p, (*dnft.Firewall).PublishIngress)
 		},
 	}
 	fl := c.Flags()
@@ -77,27 +63,11 @@ published in (only the family of --target when given). The last reference
 removes the port; the last port removes the DOCKER-INGRESS chains.`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
-			if pub == "" {
-				return usageErrorf("ingress unpublish: missing -p PUB[/PROTO]")
-			}
-			port, proto, err := parsePublish(pub)
+			p, err := ingressPortArgs("unpublish", pub, target, bridge)
 			if err != nil {
 				return err
 			}
-			p := dnft.IngressPort{GwBridge: bridge, Proto: proto, Port: port}
-			if target != "" {
-				if p.Target, err = netip.ParseAddr(target); err != nil {
-					return &dnft.FieldError{Field: "target", Value: target, Reason: netipReason(err, "ParseAddr", target)}
-				}
-			}
-			err = a.withFirewall(c.Context(), func(fw *dnft.Firewall) error {
-				return fw.UnpublishIngress(c.Context(), p)
-			})
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(c.OutOrStdout(), ingress.PortProto(port, proto))
-			return err
+			return runIngress(a, c, p, (*dnft.Firewall).UnpublishIngress)
 		},
 	}
 	fl := c.Flags()
@@ -105,6 +75,37 @@ removes the port; the last port removes the DOCKER-INGRESS chains.`,
 	fl.StringVar(&target, "target", "", "only if published to this address (and only in its family)")
 	fl.StringVar(&bridge, "bridge", "", "only if published on this gateway bridge")
 	return c
+}
+
+// ingressPortArgs turns the -p, --target and --bridge flags of publish and
+// unpublish into an IngressPort (an empty target stays unset).
+func ingressPortArgs(verb, pub, target, bridge string) (dnft.IngressPort, error) {
+	if pub == "" {
+		return dnft.IngressPort{}, usageErrorf("ingress %s: missing -p PUB[/PROTO]", verb)
+	}
+	port, proto, err := parsePublish(pub)
+	if err != nil {
+		return dnft.IngressPort{}, err
+	}
+	p := dnft.IngressPort{GwBridge: bridge, Proto: proto, Port: port}
+	if target != "" {
+		if p.Target, err = netip.ParseAddr(target); err != nil {
+			return p, &dnft.FieldError{Field: "target", Value: target, Reason: netipReason(err, "ParseAddr", target)}
+		}
+	}
+	return p, nil
+}
+
+// runIngress applies one ingress change and prints the port it concerned.
+func runIngress(a *app, c *cobra.Command, p dnft.IngressPort, change func(*dnft.Firewall, context.Context, dnft.IngressPort) error) error {
+	err := a.withFirewall(c.Context(), func(fw *dnft.Firewall) error {
+		return change(fw, c.Context(), p)
+	})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(c.OutOrStdout(), ingress.PortProto(p.Port, p.Proto))
+	return err
 }
 
 func newIngressLsCmd(a *app) *cobra.Command {
