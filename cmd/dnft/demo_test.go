@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dnft/dnft/test/harness"
 )
 
 // demoPrefixRE finds the demo's namespace prefix in its report. Only this
@@ -44,7 +46,7 @@ func demoRow(t *testing.T, report, rule string, nth int) []string {
 }
 
 func TestDemo(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t, "nft")
 	start := time.Now()
 	code, out, errOut := runCLI("demo")
 	t.Logf("demo took %v", time.Since(start))
@@ -83,7 +85,7 @@ func TestDemo(t *testing.T) {
 }
 
 func TestDemoIPv6Keep(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t, "nft")
 	code, out, errOut := runCLI("demo", "--ipv6", "--keep")
 	prefix := demoPrefixRE.FindString(out)
 	require.NotEmpty(t, prefix, "no namespace prefix in:\n%s", out)
@@ -133,7 +135,7 @@ func (l *lockedBuffer) String() string {
 // TestDemoInterrupted cancels the command's context, as SIGINT and SIGTERM
 // do, while the namespaces are being built: they must all be removed.
 func TestDemoInterrupted(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t, "nft")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out lockedBuffer

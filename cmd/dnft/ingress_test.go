@@ -12,6 +12,8 @@ import (
 
 	"github.com/dnft/dnft"
 	"github.com/dnft/dnft/portmap"
+
+	"github.com/dnft/dnft/test/harness"
 )
 
 func TestParsePublish(t *testing.T) {
@@ -105,8 +107,8 @@ func TestIngressOutput(t *testing.T) {
 // counting, listing, refusals with exit code 2, and the last unpublish
 // leaving the ruleset as it was.
 func TestIngressCLI(t *testing.T) {
-	requireRoot(t)
-	ns := newNetns(t)
+	harness.RequireRoot(t, "nft")
+	ns := harness.Scratch(t).Name
 	cli := func(args ...string) (int, string, string) { return runCLI(append([]string{"--netns", ns}, args...)...) }
 	ok := func(args ...string) string {
 		t.Helper()

@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dnft/dnft/compat"
+
+	"github.com/dnft/dnft/test/harness"
 )
 
 func TestSplitNetns(t *testing.T) {
@@ -65,9 +67,9 @@ func execView(args ...string) (code int, stdout, stderr string) {
 // TestIPTablesView programs a namespace through the CLI and reads it back
 // with dnft iptables, ip6tables, iptables-save and list.
 func TestIPTablesView(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t, "nft")
 	t.Setenv(variantEnv, "nft")
-	ns := newNetns(t)
+	ns := harness.Scratch(t).Name
 	for _, args := range [][]string{
 		{"init", "--ip-forward"},
 		{"network", "create", "web", "--bridge", "br-web", "--subnet", "172.18.0.0/16"},
@@ -113,8 +115,8 @@ func TestIPTablesView(t *testing.T) {
 }
 
 func TestListNotInitialized(t *testing.T) {
-	requireRoot(t)
-	ns := newNetns(t)
+	harness.RequireRoot(t, "nft")
+	ns := harness.Scratch(t).Name
 	code, _, stderr := execView("--netns", ns, "list")
 	assert.Equal(t, exitBadInput, code)
 	assert.Contains(t, stderr, "not initialized")
@@ -128,8 +130,8 @@ func TestListNotInitialized(t *testing.T) {
 // and messages, without a "dnft:" line.
 func TestIPTablesExitThroughRun(t *testing.T) {
 	require.Equal(t, 3, exitCode(&iptablesExit{3}))
-	requireRoot(t)
-	ns := newNetns(t)
+	harness.RequireRoot(t, "nft")
+	ns := harness.Scratch(t).Name
 	code, stdout, stderr := runCLI("--netns", ns, "iptables", "-L", "-n", "FORWARD")
 	assert.Equal(t, 2, code)
 	assert.Empty(t, stdout)

@@ -3,69 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dnft/dnft/test/harness"
 )
-
-// requireRoot skips the test unless it runs as root with ip and nft at
-// hand; under CI (env CI set) it fails instead.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	skip := func(why string) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set but %s", why)
-		}
-		t.Skip(why)
-	}
-	if os.Geteuid() != 0 {
-		skip("needs root to create network namespaces")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			skip(tool + " is not installed")
-		}
-	}
-}
-
-// buildDNFT builds the dnft binary into a temporary directory.
-func buildDNFT(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = "/usr/local/go/bin/go"
-	}
-	bin := filepath.Join(t.TempDir(), "dnft")
-	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	return bin
-}
-
-// newNetns creates a throwaway network namespace, deleted at cleanup.
-func newNetns(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "dnft-cli-" + hex.EncodeToString(b)
-	out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
-	require.NoError(t, err, "ip netns add: %s", out)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	return name
-}
 
 // nsExec runs a command inside the namespace and returns its stdout.
 func nsExec(t *testing.T, ns string, args ...string) string {
@@ -125,11 +74,11 @@ func (c dnftCLI) ok(t *testing.T, args ...string) string {
 }
 
 func TestCLIInNetns(t *testing.T) {
-	requireRoot(t)
-	bin := buildDNFT(t)
+	harness.RequireRoot(t, "nft")
+	bin := harness.Build(t, ".")
 
 	t.Run("bad input", func(t *testing.T) {
-		ns := newNetns(t)
+		ns := harness.Scratch(t).Name
 		nsExec(t, ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 		c := dnftCLI{bin, ns}
 
@@ -235,7 +184,7 @@ func TestCLIInNetns(t *testing.T) {
 	})
 
 	t.Run("dual stack", func(t *testing.T) {
-		ns := newNetns(t)
+		ns := harness.Scratch(t).Name
 		c := dnftCLI{bin, ns}
 		c.ok(t, "init", "--ipv6", "--userland-proxy=false", "--ip-forward")
 		c.ok(t, "network", "create", "v6", "--bridge", "br-v6", "--subnet", "fd00:6::/64", "--subnet", "10.6.0.0/24",
@@ -256,7 +205,7 @@ func TestCLIInNetns(t *testing.T) {
 	})
 
 	t.Run("ip forwarding", func(t *testing.T) {
-		ns := newNetns(t)
+		ns := harness.Scratch(t).Name
 		nsExec(t, ns, "sysctl", "-qw", "net.ipv4.ip_forward=0")
 		nsExec(t, ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=0")
 		c := dnftCLI{bin, ns}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/dnft/dnft"
 	"github.com/dnft/dnft/portmap"
+
+	"github.com/dnft/dnft/test/harness"
 )
 
 func samplePorts() []dnft.Published {
@@ -84,9 +86,9 @@ func TestPortUsageErrors(t *testing.T) {
 // spec and leaves the ruleset byte-identical; good ones print the
 // resulting bindings; port ls shows the DNAT counters.
 func TestPortCLI(t *testing.T) {
-	requireRoot(t)
-	bin := buildDNFT(t)
-	ns := newNetns(t)
+	harness.RequireRoot(t, "nft")
+	bin := harness.Build(t, ".")
+	ns := harness.Scratch(t).Name
 	c := dnftCLI{bin, ns}
 	// A local address to connect to, for counters.
 	nsExec(t, ns, "ip", "link", "set", "lo", "up")

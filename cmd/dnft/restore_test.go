@@ -7,14 +7,16 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dnft/dnft/test/harness"
 )
 
 // TestBadStateFiles: every command that reads a state document refuses a
 // bad one with exit 2 and a message naming the file and the field, and
 // changes nothing.
 func TestBadStateFiles(t *testing.T) {
-	requireRoot(t)
-	ns := newNetns(t)
+	harness.RequireRoot(t, "nft")
+	ns := harness.Scratch(t).Name
 	for _, args := range [][]string{
 		{"init", "--ip-forward"},
 		{"network", "create", "n", "--bridge", "br-n", "--subnet", "172.18.0.0/16"},

@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dnft/dnft/test/harness"
 )
 
 // binaries returns the directory holding the dnft and dnft-bench
@@ -18,9 +20,8 @@ func binaries(b *testing.B) string {
 	}
 	dir := b.TempDir()
 	for _, pkg := range []string{"github.com/dnft/dnft/cmd/dnft", "github.com/dnft/dnft/cmd/dnft-bench"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, filepath.Base(pkg)), pkg).CombinedOutput()
-		if err != nil {
-			b.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		if _, err := harness.BuildTo(context.Background(), dir, pkg); err != nil {
+			b.Fatal(err)
 		}
 	}
 	return dir

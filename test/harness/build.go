@@ -207,18 +207,6 @@ func (tp *Topology) destroy() error {
 	return errors.Join(errs...)
 }
 
-func addNetns(ctx context.Context, name string) error {
-	ipMu.Lock()
-	defer ipMu.Unlock()
-	return runIP(ctx, []string{"netns", "add", name}, "")
-}
-
-func delNetns(name string) error {
-	ipMu.Lock()
-	defer ipMu.Unlock()
-	return runIP(context.Background(), []string{"netns", "del", name}, "")
-}
-
 // parallel runs fn for every namespace at once and returns the errors.
 func parallel(nss []*NS, fn func(*NS) error) error {
 	errs := make([]error, len(nss))

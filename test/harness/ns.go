@@ -269,10 +269,6 @@ func (n *NS) record(h Hit) {
 	n.mu.Unlock()
 }
 
-// ipMu serialises `ip netns add/del`: the first one makes /run/netns a
-// shared bind mount, and two doing that at once stack two mounts.
-var ipMu sync.Mutex
-
 // runIP runs `ip args...`, feeding stdin when it is not empty.
 func runIP(ctx context.Context, args []string, stdin string) error {
 	cmd := exec.CommandContext(ctx, "ip", args...)

@@ -2,29 +2,26 @@ package harness
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"testing"
 )
 
 // Scratch creates one empty namespace (only lo, up) for tests that need a
-// kernel but no topology, such as checks of the rules dnft writes. It is
+// kernel but no topology, such as checks of the rules dnft writes, or a
+// CLI run that must not touch the test machine's own namespace. It is
 // removed by t.Cleanup. It calls [RequireRoot] first.
 func Scratch(t testing.TB) *NS {
 	t.Helper()
 	RequireRoot(t)
-	var rnd [3]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		t.Fatal(err)
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	ns, err := NewNS(ctx, "scratch")
+	if err != nil {
+		t.Fatalf("harness: scratch namespace: %v", err)
 	}
-	ns := &NS{Name: NamePrefix + hex.EncodeToString(rnd[:]) + "-scratch"}
-	ctx := context.Background()
-	if err := addNetns(ctx, ns.Name); err != nil {
-		t.Fatalf("harness: create %s: %v", ns.Name, err)
-	}
-	t.Cleanup(func() { _ = delNetns(ns.Name) })
-	if err := ns.ip(ctx, "link", "set", "lo", "up"); err != nil {
-		t.Fatalf("harness: %s: %v", ns.Name, err)
-	}
+	t.Cleanup(func() {
+		if err := ns.Remove(); err != nil {
+			t.Errorf("harness: cleanup: %v", err)
+		}
+	})
 	return ns
 }

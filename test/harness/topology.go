@@ -2,8 +2,6 @@ package harness
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -157,11 +155,10 @@ func newTopology(spec Spec) (*Topology, error) {
 	if err := validate(spec); err != nil {
 		return nil, fmt.Errorf("harness: invalid spec: %w", err)
 	}
-	var rnd [3]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
+	prefix, err := randomPrefix()
+	if err != nil {
 		return nil, err
 	}
-	prefix := NamePrefix + hex.EncodeToString(rnd[:]) + "-"
 	tp := &Topology{
 		Prefix:     prefix,
 		Spec:       spec,

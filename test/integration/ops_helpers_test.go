@@ -4,14 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dnft/dnft"
 	"github.com/dnft/dnft/nft"
@@ -30,30 +30,36 @@ func generation(ctx context.Context, t *testing.T, fw *dnft.Firewall) uint32 {
 	return g
 }
 
+// binDir is where dnftBinary builds cmd/dnft; TestMain creates and
+// removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dnft-integration-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 var (
 	dnftOnce sync.Once
 	dnftPath string
 	dnftErr  error
 )
 
-// dnftBinary builds cmd/dnft once per test process. The binary lives in
-// a fixed directory under the temp dir (replaced atomically), so runs do
-// not pile up copies.
+// dnftBinary builds cmd/dnft once per test process: every CLI run of
+// every test uses the same binary.
 func dnftBinary(t *testing.T) string {
 	t.Helper()
 	dnftOnce.Do(func() {
-		dir := filepath.Join(os.TempDir(), "dnft-ops-test")
-		if dnftErr = os.MkdirAll(dir, 0o700); dnftErr != nil {
-			return
-		}
-		tmp := filepath.Join(dir, "dnft."+strconv.Itoa(os.Getpid()))
-		out, err := exec.Command("go", "build", "-o", tmp, "github.com/dnft/dnft/cmd/dnft").CombinedOutput()
-		if err != nil {
-			dnftErr = errors.New("go build: " + err.Error() + ": " + string(out))
-			return
-		}
-		dnftPath = filepath.Join(dir, "dnft")
-		dnftErr = os.Rename(tmp, dnftPath)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		dnftPath, dnftErr = harness.BuildTo(ctx, binDir, "github.com/dnft/dnft/cmd/dnft")
 	})
 	require.NoError(t, dnftErr)
 	return dnftPath

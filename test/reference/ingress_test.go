@@ -6,6 +6,7 @@ import (
 
 	"github.com/dnft/dnft/chains"
 	"github.com/dnft/dnft/portmap"
+	"github.com/dnft/dnft/test/harness"
 )
 
 // TestIngressRefCount: ingress ports are reference counted as swarm counts
@@ -13,7 +14,7 @@ import (
 // command; only the last unpublication runs the -D commands; another
 // target or gateway on a held port is an error that changes nothing.
 func TestIngressRefCount(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t, refTools...)
 	for _, v := range variants {
 		t.Run(v.String(), func(t *testing.T) {
 			ctx := testCtx(t)

@@ -3,7 +3,6 @@ package reference
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,40 +15,11 @@ import (
 
 	"github.com/dnft/dnft/chains"
 	"github.com/dnft/dnft/portmap"
+	"github.com/dnft/dnft/test/harness"
 )
 
-// requireRoot skips the test when it cannot create namespaces and run
-// iptables; with CI set in the environment it fails instead.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	fail := t.Skipf
-	if os.Getenv("CI") != "" {
-		fail = t.Fatalf
-	}
-	if os.Geteuid() != 0 {
-		fail("needs root (network namespaces and iptables)")
-	}
-	for _, bin := range []string{"ip", "iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy", "iptables-nft-save", "iptables-legacy-save"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			fail("%s not found: apt-get install -y iptables iproute2", bin)
-		}
-	}
-}
-
-// newNetns creates a throwaway namespace and deletes it when the test ends.
-func newNetns(t *testing.T) string {
-	t.Helper()
-	name := fmt.Sprintf("dnft-ref-%08x", rand.Uint32())
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	return name
-}
+// refTools are the commands the reference tests run besides ip.
+var refTools = []string{"iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy", "iptables-nft-save", "iptables-legacy-save"}
 
 func nsExec(t *testing.T, ns string, args ...string) string {
 	t.Helper()
@@ -70,7 +40,7 @@ var variants = []Variant{NFT, Legacy}
 
 func newProgrammer(t *testing.T, v Variant, d chains.DaemonConfig) *Programmer {
 	t.Helper()
-	ns := newNetns(t)
+	ns := harness.Scratch(t).Name
 	p, err := New(testCtx(t), ns, d, WithVariant(v))
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -439,7 +409,7 @@ var scenarios = []struct {
 }
 
 func TestScenarios(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t, refTools...)
 	for _, sc := range scenarios {
 		for _, v := range variants {
 			t.Run(sc.name+"/"+v.String(), func(t *testing.T) {
@@ -474,7 +444,7 @@ func TestScenarios(t *testing.T) {
 
 // TestInitState checks the init sequence alone, and the Commands log.
 func TestInitState(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t, refTools...)
 	for _, v := range variants {
 		t.Run(v.String(), func(t *testing.T) {
 			t.Parallel()
@@ -554,7 +524,7 @@ func saveAll(t *testing.T, p *Programmer) string {
 // TestRemovalSymmetry builds a topology, removes everything again in a
 // different order and checks that the ruleset equals the post-init state.
 func TestRemovalSymmetry(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t, refTools...)
 	daemons := []chains.DaemonConfig{
 		{UserlandProxy: true, IPv6: true},
 		{UserlandProxy: false, IPv6: true},
@@ -649,7 +619,7 @@ func TestRemovalSymmetry(t *testing.T) {
 // TestErrors checks that bad operations fail with a clear error and leave
 // the ruleset alone.
 func TestErrors(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t, refTools...)
 	ctx := testCtx(t)
 	p := newProgrammer(t, NFT, chains.DaemonConfig{UserlandProxy: true})
 	initial := saveAll(t, p)
@@ -718,7 +688,7 @@ func TestErrors(t *testing.T) {
 
 // TestSysctls checks Docker's kernel settings inside the namespace.
 func TestSysctls(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t, refTools...)
 	ctx := testCtx(t)
 	p := newProgrammer(t, NFT, chains.DaemonConfig{UserlandProxy: false})
 	ns := p.Netns()
@@ -767,7 +737,7 @@ func TestSysctls(t *testing.T) {
 // TestICCOffSetsBridgeNetfilter: with the proxy on, only ICC off turns on
 // bridge-nf-call-iptables, and route_localnet is left alone.
 func TestICCOffSetsBridgeNetfilter(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t, refTools...)
 	ctx := testCtx(t)
 	p := newProgrammer(t, Legacy, chains.DaemonConfig{UserlandProxy: true, IPv6: true})
 	ns := p.Netns()
@@ -818,7 +788,7 @@ func golden(t *testing.T, tool string, args ...string) string {
 // rule and no "! -s fe80::/10": the other chains are compared after
 // exactly those documented edits.
 func TestIptablesGolden(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t, refTools...)
 	for _, v := range variants {
 		t.Run(v.String(), func(t *testing.T) {
 			t.Parallel()
