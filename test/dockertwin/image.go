@@ -2,8 +2,8 @@ package dockertwin
 
 import (
 	"archive/tar"
-	"debug/elf"
 	"context"
+	"debug/elf"
 	"fmt"
 	"io"
 	"os"
@@ -82,7 +82,6 @@ func static(path string) error {
 	}
 	return nil
 }
-
 
 func addFile(tw *tar.Writer, src, name string) error {
 	f, err := os.Open(src)
