@@ -694,7 +694,8 @@ func sameState(cur, want State) bool {
 }
 
 func sameDaemonConfig(a, b DaemonConfig) bool {
-	return a.UserlandProxy == b.UserlandProxy && a.IPv6 == b.IPv6 && a.AllowDirectRouting == b.AllowDirectRouting
+	return a.UserlandProxy == b.UserlandProxy && a.IPv6 == b.IPv6 && a.AllowDirectRouting == b.AllowDirectRouting &&
+		a.ForwardDrop4 == b.ForwardDrop4 && a.ForwardDrop6 == b.ForwardDrop6
 }
 
 func sameUserRules(a, b []UserRule) bool {

@@ -289,7 +289,11 @@ func baseText(b *nft.Base) string {
 	if b == nil {
 		return "regular chain"
 	}
-	return fmt.Sprintf("type %s hook %d priority %d", b.Type, b.Hook, b.Priority)
+	s := fmt.Sprintf("type %s hook %d priority %d", b.Type, b.Hook, b.Priority)
+	if b.Policy != nft.PolicyAccept {
+		s += " policy " + b.Policy.String()
+	}
+	return s
 }
 
 // compareRules compares a chain's rules by comment and order.

@@ -283,7 +283,12 @@ func (fw *Firewall) Networks(ctx context.Context) ([]Network, error) {
 // Init creates dnft's tables with the daemon-level chains. Calling it again
 // with the same configuration changes nothing; a different configuration
 // is refused while dnft is initialized (use Reset first). IP forwarding
-// must be on in the namespace unless d.IPForward asks Init to turn it on.
+// must be on in the namespace unless d.IPForward asks Init to turn it on;
+// when Init does turn a family's forwarding on, that family's forward
+// chain drops what no rule accepts (iptables' -P FORWARD DROP, as dockerd
+// does) unless d.IPForwardNoDrop is set. The decision is recorded with
+// the configuration ([DaemonConfig.ForwardDrop4]); forwarding that was
+// already on never changes the policy.
 func (fw *Firewall) Init(ctx context.Context, d DaemonConfig) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
@@ -319,21 +324,30 @@ func (fw *Firewall) initialize(ctx context.Context, d DaemonConfig) ([]string, e
 	case !errors.Is(err, ErrNotInitialized):
 		return nil, fmt.Errorf("init: %w", err)
 	}
-	forward := []string{"net.ipv4.ip_forward"}
-	if d.IPv6 {
-		forward = append(forward, "net.ipv6.conf.all.forwarding")
-	}
+	// As dockerd: forwarding that Init turns on makes the family's
+	// FORWARD policy DROP (unless no-drop); forwarding that was already
+	// on leaves the policy alone.
+	d.ForwardDrop4, d.ForwardDrop6 = false, false
 	var turnOn []string
-	for _, k := range forward {
+	for _, f := range d.Families() {
+		k := forwardingSysctl(f)
 		v, _, err := fw.conn.Sysctl(k)
 		if err != nil {
 			return nil, fmt.Errorf("init: %w", err)
 		}
-		if v != "1" {
-			if !d.IPForward {
-				return nil, fmt.Errorf("init: %w: %s is %s in namespace %s, so containers could not reach or be reached from outside; turn it on or pass --ip-forward to let dnft do it", ErrIPForwardOff, k, v, fw.conn.NetNS())
+		if v == "1" {
+			continue
+		}
+		if !d.IPForward {
+			return nil, fmt.Errorf("init: %w: %s is %s in namespace %s, so containers could not reach or be reached from outside; turn it on or pass --ip-forward to let dnft do it", ErrIPForwardOff, k, v, fw.conn.NetNS())
+		}
+		turnOn = append(turnOn, k)
+		if !d.IPForwardNoDrop {
+			if f == nft.IPv6 {
+				d.ForwardDrop6 = true
+			} else {
+				d.ForwardDrop4 = true
 			}
-			turnOn = append(turnOn, k)
 		}
 	}
 	tx := &nft.Tx{}
@@ -343,6 +357,14 @@ func (fw *Firewall) initialize(ctx context.Context, d DaemonConfig) ([]string, e
 		return nil, fmt.Errorf("init: %w", err)
 	}
 	return turnOn, nil
+}
+
+// forwardingSysctl is the sysctl that turns forwarding of a family on.
+func forwardingSysctl(f nft.Family) string {
+	if f == nft.IPv6 {
+		return "net.ipv6.conf.all.forwarding"
+	}
+	return "net.ipv4.ip_forward"
 }
 
 func sameDaemon(cur, want DaemonConfig) error {

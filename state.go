@@ -88,7 +88,10 @@ func (s State) validate() (State, error) {
 		return out, nil
 	}
 	d := *s.Daemon
-	d.IPForward = false
+	d.IPForward, d.IPForwardNoDrop = false, false
+	if d.ForwardDrop6 && !d.IPv6 {
+		return out, &FieldError{Field: "daemon.forward_drop_ipv6", Value: "true", Reason: "the daemon has no IPv6"}
+	}
 	out.Daemon = &d
 	var err error
 	if out.Networks, err = validNetworks(d, s.Networks); err != nil {
@@ -292,6 +295,8 @@ type daemonDoc struct {
 	UserlandProxy      *bool `json:"userland_proxy"`
 	IPv6               bool  `json:"ipv6"`
 	AllowDirectRouting bool  `json:"allow_direct_routing"`
+	ForwardDrop4       bool  `json:"forward_drop_ipv4,omitempty"`
+	ForwardDrop6       bool  `json:"forward_drop_ipv6,omitempty"`
 }
 
 type networkDoc struct {
@@ -340,7 +345,8 @@ func (s State) Encode() ([]byte, error) {
 	doc := stateDoc{Version: StateVersion, Networks: []networkDoc{}, Ports: []portDoc{}, Ingress: []ingressDoc{}}
 	if s.Daemon != nil {
 		up := s.Daemon.UserlandProxy
-		doc.Daemon = &daemonDoc{UserlandProxy: &up, IPv6: s.Daemon.IPv6, AllowDirectRouting: s.Daemon.AllowDirectRouting}
+		doc.Daemon = &daemonDoc{UserlandProxy: &up, IPv6: s.Daemon.IPv6, AllowDirectRouting: s.Daemon.AllowDirectRouting,
+			ForwardDrop4: s.Daemon.ForwardDrop4, ForwardDrop6: s.Daemon.ForwardDrop6}
 	}
 	nets := slices.Clone(s.Networks)
 	sortBySeq(nets, func(n Network) int64 { return n.Seq })
@@ -448,7 +454,8 @@ func jsonError(data []byte, err error) error {
 func (doc stateDoc) state() (State, error) {
 	var s State
 	if doc.Daemon != nil {
-		d := DaemonConfig{UserlandProxy: boolOr(doc.Daemon.UserlandProxy, true), IPv6: doc.Daemon.IPv6, AllowDirectRouting: doc.Daemon.AllowDirectRouting}
+		d := DaemonConfig{UserlandProxy: boolOr(doc.Daemon.UserlandProxy, true), IPv6: doc.Daemon.IPv6, AllowDirectRouting: doc.Daemon.AllowDirectRouting,
+			ForwardDrop4: doc.Daemon.ForwardDrop4, ForwardDrop6: doc.Daemon.ForwardDrop6}
 		s.Daemon = &d
 	}
 	for i, nd := range doc.Networks {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+
+	"github.com/dnft/dnft/nft"
 )
 
 // DaemonConfig holds the daemon-wide options that shape every network's rules.
@@ -24,8 +26,31 @@ type DaemonConfig struct {
 	// container address from outside its bridge are dropped.
 	AllowDirectRouting bool
 	// IPForward asks Init to turn on IP forwarding in the namespace when it
-	// is off, instead of failing.
+	// is off, instead of failing. It is an instruction to Init, not part
+	// of the recorded configuration.
 	IPForward bool
+	// IPForwardNoDrop is dockerd's --ip-forward-no-drop: when Init turns
+	// forwarding on, the forward chain keeps accepting what no rule
+	// decides instead of dropping it. Like IPForward it only instructs
+	// Init; its effect is recorded in ForwardDrop4 and ForwardDrop6.
+	IPForwardNoDrop bool
+	// ForwardDrop4 and ForwardDrop6 record Init's decision for each
+	// family: the filter-FORWARD base chain drops what no rule accepts
+	// (iptables' -P FORWARD DROP), because Init itself turned forwarding
+	// of that family on (and IPForwardNoDrop was not set), as dockerd
+	// does. Init sets them and ignores the caller's values; they are part
+	// of the recorded state, so that check, repair, save and restore keep
+	// the decision.
+	ForwardDrop4, ForwardDrop6 bool
+}
+
+// ForwardDrop reports whether the forward chain of family f drops by
+// policy (see [DaemonConfig.ForwardDrop4]).
+func (d DaemonConfig) ForwardDrop(f nft.Family) bool {
+	if f == nft.IPv6 {
+		return d.ForwardDrop6
+	}
+	return d.ForwardDrop4
 }
 
 // NetworkConfig describes one bridge network. ICC and Masquerade have no

@@ -65,7 +65,11 @@ func Init(tx *nft.Tx, d DaemonConfig) {
 
 func initFamily(tx *nft.Tx, d DaemonConfig, f nft.Family) {
 	base := func(name string, t nft.ChainType, h nft.Hook, prio int32) {
-		tx.AddChain(nft.Chain{Family: f, Name: name, Base: &nft.Base{Type: t, Hook: h, Priority: prio}})
+		b := &nft.Base{Type: t, Hook: h, Priority: prio}
+		if h == nft.HookForward && d.ForwardDrop(f) {
+			b.Policy = nft.PolicyDrop // -P FORWARD DROP
+		}
+		tx.AddChain(nft.Chain{Family: f, Name: name, Base: b})
 	}
 	regular := func(name string) { tx.AddChain(nft.Chain{Family: f, Name: name}) }
 	rule := func(chain, comment string, a nft.Action, m ...nft.Match) {

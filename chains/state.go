@@ -21,7 +21,11 @@ type Network struct {
 // EncodeDaemon turns the daemon configuration into the comment kept on the
 // networks set.
 func EncodeDaemon(d DaemonConfig) string {
-	return fmt.Sprintf("%s;proxy=%d;ipv6=%d;adr=%d", stateVersion, b2i(d.UserlandProxy), b2i(d.IPv6), b2i(d.AllowDirectRouting))
+	s := fmt.Sprintf("%s;proxy=%d;ipv6=%d;adr=%d", stateVersion, b2i(d.UserlandProxy), b2i(d.IPv6), b2i(d.AllowDirectRouting))
+	if d.ForwardDrop4 || d.ForwardDrop6 {
+		s += fmt.Sprintf(";fwdrop=%d%d", b2i(d.ForwardDrop4), b2i(d.ForwardDrop6))
+	}
+	return s
 }
 
 // DecodeDaemon parses [EncodeDaemon]'s output.
@@ -30,7 +34,14 @@ func DecodeDaemon(s string) (DaemonConfig, error) {
 	if err != nil {
 		return DaemonConfig{}, fmt.Errorf("daemon record: %w", err)
 	}
-	return DaemonConfig{UserlandProxy: kv["proxy"] == "1", IPv6: kv["ipv6"] == "1", AllowDirectRouting: kv["adr"] == "1"}, nil
+	d := DaemonConfig{UserlandProxy: kv["proxy"] == "1", IPv6: kv["ipv6"] == "1", AllowDirectRouting: kv["adr"] == "1"}
+	if v, ok := kv["fwdrop"]; ok {
+		if len(v) != 2 || strings.Trim(v, "01") != "" {
+			return DaemonConfig{}, fmt.Errorf("daemon record: bad fwdrop %q", v)
+		}
+		d.ForwardDrop4, d.ForwardDrop6 = v[0] == '1', v[1] == '1'
+	}
+	return d, nil
 }
 
 // EncodeNetwork turns a network into the comment of its networks element.

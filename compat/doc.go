@@ -32,7 +32,9 @@
 //
 // Built-in chains have policy ACCEPT and policy counters of 0: dnft's
 // base chains accept what no rule decides, and nftables keeps no policy
-// counters. Every other rule gets its counter from one of dnft's (every
+// counters. The exception is FORWARD, whose policy is DROP in a family
+// whose forwarding init turned on (dnft's filter-FORWARD then has policy
+// drop, see chains.DaemonConfig.ForwardDrop4). Every other rule gets its counter from one of dnft's (every
 // dnft rule has a counter; the published, dnat-host, dnat-any, hairpin,
 // loopback-ports, ingress-dnat and ingress-ports sets and maps have
 // per-element counters). B is a network's bridge; chain names are dnft's

@@ -225,7 +225,19 @@ func (p *replayer) init(f Family) error {
 			return err
 		}
 	}
+	if p.forwardDrop(f) {
+		// -P FORWARD DROP: init turned forwarding on (CONTRACT.md §2).
+		p.table(f, TableFilter).Chain("FORWARD").Policy = "DROP"
+	}
 	return nil
+}
+
+// forwardDrop reports whether init set the family's FORWARD policy to DROP.
+func (p *replayer) forwardDrop(f Family) bool {
+	if f == IPv6 {
+		return p.in.Daemon.ForwardDrop6
+	}
+	return p.in.Daemon.ForwardDrop4
 }
 
 // jumpSrc is the counter source of a FORWARD jump.

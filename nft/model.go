@@ -55,12 +55,31 @@ const (
 	PrioritySrcNAT int32 = 100
 )
 
-// Base makes a chain a base chain attached to a hook. Policy is always
-// accept: dnft never drops by policy.
+// Policy is what a base chain does with a packet that no rule decided.
+type Policy uint8
+
+// Base chain policies. The zero value is accept.
+const (
+	PolicyAccept Policy = iota
+	PolicyDrop
+)
+
+// String returns the nft keyword of the policy ("accept" or "drop").
+func (p Policy) String() string {
+	if p == PolicyDrop {
+		return "drop"
+	}
+	return "accept"
+}
+
+// Base makes a chain a base chain attached to a hook.
 type Base struct {
 	Type     ChainType
 	Hook     Hook
 	Priority int32
+	// Policy is accept unless set: only the forward chain drops by
+	// policy, when Init turned forwarding on (iptables' -P FORWARD DROP).
+	Policy Policy
 }
 
 // Chain is a chain of a dnft table.

@@ -224,6 +224,8 @@ func (s *sim) apply(i int, o op) error {
 	case opAddChain:
 		if c, _ := t.chain(o.chain.Name); c == nil {
 			t.chains = append(t.chains, &simChain{name: o.chain.Name, base: o.chain.Base})
+		} else if c.base != nil && o.chain.Base != nil {
+			c.base = o.chain.Base // adding a base chain again sets its policy
 		}
 	case opFlushChain, opDelChain:
 		c, ci := t.chain(o.chain.Name)

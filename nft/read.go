@@ -176,6 +176,9 @@ func (c *Conn) readChain(f Family, lc *nftables.Chain) (ChainState, error) {
 	cs := ChainState{Name: lc.Name}
 	if lc.Hooknum != nil && lc.Priority != nil {
 		cs.Base = &Base{Type: ChainType(lc.Type), Hook: Hook(*lc.Hooknum), Priority: int32(*lc.Priority)}
+		if lc.Policy != nil && *lc.Policy == nftables.ChainPolicyDrop {
+			cs.Base.Policy = PolicyDrop
+		}
 	}
 	rules, err := c.nc.GetRules(table(f), lc)
 	if err != nil {

@@ -246,6 +246,9 @@ func libChain(t *nftables.Table, c Chain) *nftables.Chain {
 		hook := nftables.ChainHook(c.Base.Hook)
 		prio := nftables.ChainPriority(c.Base.Priority)
 		pol := nftables.ChainPolicyAccept
+		if c.Base.Policy == PolicyDrop {
+			pol = nftables.ChainPolicyDrop
+		}
 		lc.Hooknum, lc.Priority, lc.Type, lc.Policy = &hook, &prio, nftables.ChainType(c.Base.Type), &pol
 	}
 	return lc

@@ -15,7 +15,10 @@ func newInitCmd(a *app) *cobra.Command {
 
 Running init again with the same options changes nothing; different options
 are refused while dnft is initialized (run reset first). IP forwarding must
-be on in the namespace unless --ip-forward lets dnft turn it on.`,
+be on in the namespace unless --ip-forward lets dnft turn it on. As dockerd
+does, when init turns a family's forwarding on it also sets that family's
+FORWARD policy to DROP (unless --ip-forward-no-drop); forwarding that was
+already on leaves the policy ACCEPT.`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			return a.withFirewall(c.Context(), func(fw *dnft.Firewall) error {
@@ -29,6 +32,9 @@ be on in the namespace unless --ip-forward lets dnft turn it on.`,
 	f.BoolVar(&d.IPv6, "ipv6", false, "also program the ip6 table (Docker's --ip6tables)")
 	f.BoolVar(&d.AllowDirectRouting, "allow-direct-routing", false,
 		"do not drop packets routed directly to container addresses from outside their bridge")
-	f.BoolVar(&d.IPForward, "ip-forward", false, "turn IP forwarding on if it is off, instead of failing")
+	f.BoolVar(&d.IPForward, "ip-forward", false,
+		"turn IP forwarding on if it is off, instead of failing; the FORWARD policy of a family whose forwarding init turns on becomes DROP")
+	f.BoolVar(&d.IPForwardNoDrop, "ip-forward-no-drop", false,
+		"with --ip-forward, keep the FORWARD policy ACCEPT when turning forwarding on (dockerd's --ip-forward-no-drop)")
 	return c
 }

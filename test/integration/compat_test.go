@@ -486,7 +486,7 @@ func TestCompatView(t *testing.T) {
 			d := s.daemon
 			d.IPForward = true
 			require.NoError(t, fw.Init(ctx, d))
-			p, err := reference.New(ctx, ref.Name, s.daemon, reference.WithVariant(refVariant))
+			p, err := reference.New(ctx, ref.Name, d, reference.WithVariant(refVariant))
 			require.NoError(t, err)
 			s.apply(ctx, t, fw, p)
 			n := compareWithReal(t, cvRealIn(ctx, ref.Name, "", nsswitch), readView(ctx, t, dn), variant, names, nil, nil)

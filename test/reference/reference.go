@@ -10,7 +10,10 @@
 // ip6tables, or the -legacy binaries), in operation order, with the
 // argument order of CONTRACT.md §2. Kernel settings that Docker changes
 // (route_localnet, bridge-nf-call-iptables) are written inside the
-// namespace as Docker would write them. IP forwarding is never touched.
+// namespace as Docker would write them. IP forwarding is touched only when
+// the daemon configuration's IPForward asks for it: then, as dockerd, a
+// family whose forwarding is off gets it turned on and, unless
+// IPForwardNoDrop, its FORWARD policy set to DROP.
 //
 // The Programmer keeps, in memory, the networks, bindings and ingress
 // ports it programmed, so that removal runs "-D" with exactly the rule
@@ -238,6 +241,9 @@ func New(ctx context.Context, netns string, d chains.DaemonConfig, opts ...Optio
 		if err := p.initFamily(ctx, fam); err != nil {
 			return nil, err
 		}
+		if err := p.ipForward(ctx, fam); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -442,6 +448,39 @@ func (p *Programmer) initFamily(ctx context.Context, fam Family) error {
 }
 
 // --- kernel settings -------------------------------------------------------
+
+// forwardingPath is the sysctl that turns a family's forwarding on.
+func forwardingPath(fam Family) string {
+	if fam == IPv6 {
+		return "/proc/sys/net/ipv6/conf/all/forwarding"
+	}
+	return "/proc/sys/net/ipv4/ip_forward"
+}
+
+// ipForward is dockerd's setupIPForwarding for one family: with
+// IPForward, forwarding that is off is turned on and, unless
+// IPForwardNoDrop, the FORWARD policy becomes DROP; forwarding that is
+// already on is left alone, and so is the policy.
+func (p *Programmer) ipForward(ctx context.Context, fam Family) error {
+	if !p.d.IPForward {
+		return nil
+	}
+	path := forwardingPath(fam)
+	v, err := p.exec(ctx, "cat "+path, "cat", path)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(v) == "1" {
+		return nil
+	}
+	if err := p.writeSysctl(ctx, path, false); err != nil {
+		return err
+	}
+	if p.d.IPForwardNoDrop {
+		return nil
+	}
+	return p.run(ctx, fam, "-P", "FORWARD", "DROP")
+}
 
 // writeSysctl writes "1" to a /proc/sys path from inside the namespace.
 // With ifExists, a missing file is not an error (nothing is written).
