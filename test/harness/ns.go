@@ -245,11 +245,13 @@ func (n *NS) ClearHits() {
 }
 
 // SawFrom reports whether an echo server in the namespace received proto
-// ("tcp" or "udp") traffic on port from src. It waits up to 200 ms for the
-// hit to be recorded, which covers the race between a probe's timeout and
-// the server.
+// ("tcp" or "udp") traffic on port from src. A hit is recorded by the
+// server's goroutine, which may run after the probe that caused it has
+// returned, so SawFrom waits for it: it returns true as soon as the hit is
+// there, false only after [HitWait]. Use it to prove that traffic
+// arrived, not that it did not.
 func (n *NS) SawFrom(proto string, port uint16, src netip.Addr) bool {
-	deadline := time.Now().Add(200 * time.Millisecond)
+	deadline := time.Now().Add(HitWait)
 	for {
 		for _, h := range n.Hits() {
 			if h.Proto == proto && h.Port == port && h.From.Addr() == src.Unmap() {
@@ -262,6 +264,10 @@ func (n *NS) SawFrom(proto string, port uint16, src netip.Addr) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// HitWait is how long [NS.SawFrom] waits for a hit: generous, because it
+// only matters on a loaded machine and a hit that is there ends the wait.
+const HitWait = 10 * time.Second
 
 func (n *NS) record(h Hit) {
 	n.mu.Lock()
