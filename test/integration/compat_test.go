@@ -280,15 +280,6 @@ func bindIP(a string) func(*dnft.NetworkConfig) {
 	return func(n *dnft.NetworkConfig) { n.HostBindingIPv4 = netip.MustParseAddr(a) }
 }
 
-// bnd is a binding "proto host:hostPort -> ctr:ctrPort" (host "" = default).
-func bnd(proto portmap.Proto, host string, hostPort uint16, ctr string, ctrPort uint16) portmap.Binding {
-	b := portmap.Binding{Proto: proto, HostPort: hostPort, ContainerIP: netip.MustParseAddr(ctr), ContainerPort: ctrPort}
-	if host != "" {
-		b.HostIP = netip.MustParseAddr(host)
-	}
-	return b
-}
-
 func pub(network string, bs ...portmap.Binding) cvOp   { return cvOp{network: network, publish: bs} }
 func unpub(network string, bs ...portmap.Binding) cvOp { return cvOp{network: network, unpublish: bs} }
 func rmNet(name string) cvOp                           { return cvOp{remove: name} }
@@ -310,20 +301,20 @@ func cvScenarios() []cvScenario {
 	return []cvScenario{
 		{"default", proxy, []cvOp{
 			cvNet("bridge", "docker0", "172.17.0.0/16", ""),
-			pub("bridge", bnd(tcp, "", 8080, "172.17.0.2", 80), bnd(udp, "", 5353, "172.17.0.2", 53)),
-			pub("bridge", bnd(sctp, "", 9899, "172.17.0.3", 9899), bnd(tcp, "127.0.0.1", 9000, "172.17.0.2", 80)),
+			pub("bridge", reference.Bind(tcp, "", 8080, "172.17.0.2", 80), reference.Bind(udp, "", 5353, "172.17.0.2", 53)),
+			pub("bridge", reference.Bind(sctp, "", 9899, "172.17.0.3", 9899), reference.Bind(tcp, "127.0.0.1", 9000, "172.17.0.2", 80)),
 		}},
 		{"proxy-off", dnft.DaemonConfig{}, []cvOp{
 			cvNet("a", "br-a", "172.18.0.0/16", ""),
 			cvNet("b", "br-b", "172.19.0.0/16", ""),
-			pub("a", bnd(tcp, "", 8080, "172.18.0.2", 80), bnd(tcp, "127.0.0.1", 8082, "172.18.0.2", 80)),
-			pub("b", bnd(udp, "192.0.2.1", 8081, "172.19.0.2", 8081), bnd(sctp, "127.0.0.2", 36412, "172.19.0.2", 36412)),
+			pub("a", reference.Bind(tcp, "", 8080, "172.18.0.2", 80), reference.Bind(tcp, "127.0.0.1", 8082, "172.18.0.2", 80)),
+			pub("b", reference.Bind(udp, "192.0.2.1", 8081, "172.19.0.2", 8081), reference.Bind(sctp, "127.0.0.2", 36412, "172.19.0.2", 36412)),
 		}},
 		{"direct-routing", dnft.DaemonConfig{UserlandProxy: true, AllowDirectRouting: true}, []cvOp{
 			cvNet("a", "br-a", "172.18.0.0/16", ""),
-			pub("a", bnd(tcp, "127.0.0.1", 8080, "172.18.0.2", 80), bnd(tcp, "", 443, "172.18.0.2", 443)),
+			pub("a", reference.Bind(tcp, "127.0.0.1", 8080, "172.18.0.2", 80), reference.Bind(tcp, "", 443, "172.18.0.2", 443)),
 			cvNet("b", "br-b", "172.19.0.0/16", "", noICC),
-			pub("b", bnd(udp, "", 53, "172.19.0.9", 53)),
+			pub("b", reference.Bind(udp, "", 53, "172.19.0.9", 53)),
 		}},
 		{"network-options", proxy, []cvOp{
 			cvNet("noicc", "br-noicc", "10.1.0.0/24", "", noICC),
@@ -331,9 +322,9 @@ func cvScenarios() []cvScenario {
 			cvNet("internal", "br-int", "10.3.0.0/24", "", internalNet),
 			cvNet("snat", "br-snat", "10.4.0.0/24", "", snat4("192.0.2.100")),
 			cvNet("bindip", "br-bind", "10.5.0.0/24", "", bindIP("192.0.2.1")),
-			pub("bindip", bnd(tcp, "", 80, "10.5.0.2", 80), bnd(tcp, "0.0.0.0", 81, "10.5.0.2", 81)),
-			pub("nomasq", bnd(udp, "", 7, "10.2.0.2", 7)),
-			pub("snat", bnd(tcp, "127.0.0.1", 2222, "10.4.0.2", 22)),
+			pub("bindip", reference.Bind(tcp, "", 80, "10.5.0.2", 80), reference.Bind(tcp, "0.0.0.0", 81, "10.5.0.2", 81)),
+			pub("nomasq", reference.Bind(udp, "", 7, "10.2.0.2", 7)),
+			pub("snat", reference.Bind(tcp, "127.0.0.1", 2222, "10.4.0.2", 22)),
 		}},
 		{"isolation-order", proxy, []cvOp{
 			cvNet("n1", "br-1", "10.11.0.0/24", ""),
@@ -348,36 +339,36 @@ func cvScenarios() []cvScenario {
 		{"removals", proxy, []cvOp{
 			cvNet("a", "br-a", "172.18.0.0/16", ""),
 			cvNet("b", "br-b", "172.19.0.0/16", ""),
-			pub("a", bnd(tcp, "", 8001, "172.18.0.2", 80), bnd(tcp, "", 8002, "172.18.0.3", 80), bnd(udp, "", 8003, "172.18.0.4", 80)),
-			pub("b", bnd(tcp, "", 9001, "172.19.0.2", 80)),
-			unpub("a", bnd(tcp, "", 8002, "172.18.0.3", 80)),
-			unpub("b", bnd(tcp, "", 9001, "172.19.0.2", 80)),
+			pub("a", reference.Bind(tcp, "", 8001, "172.18.0.2", 80), reference.Bind(tcp, "", 8002, "172.18.0.3", 80), reference.Bind(udp, "", 8003, "172.18.0.4", 80)),
+			pub("b", reference.Bind(tcp, "", 9001, "172.19.0.2", 80)),
+			unpub("a", reference.Bind(tcp, "", 8002, "172.18.0.3", 80)),
+			unpub("b", reference.Bind(tcp, "", 9001, "172.19.0.2", 80)),
 			rmNet("b"),
 			cvNet("c", "br-c", "172.20.0.0/16", ""),
-			pub("c", bnd(tcp, "", 9002, "172.20.0.2", 80)),
-			pub("a", bnd(tcp, "", 8004, "172.18.0.5", 80)),
+			pub("c", reference.Bind(tcp, "", 9002, "172.20.0.2", 80)),
+			pub("a", reference.Bind(tcp, "", 8004, "172.18.0.5", 80)),
 		}},
 		{"shared-container-port", proxy, []cvOp{
 			cvNet("a", "br-a", "172.18.0.0/16", ""),
-			pub("a", bnd(tcp, "", 8080, "172.18.0.2", 80), bnd(tcp, "", 8081, "172.18.0.2", 80)),
-			pub("a", bnd(tcp, "127.0.0.1", 8082, "172.18.0.2", 80)),
-			unpub("a", bnd(tcp, "", 8080, "172.18.0.2", 80)),
-			pub("a", bnd(tcp, "", 8083, "172.18.0.2", 80)),
+			pub("a", reference.Bind(tcp, "", 8080, "172.18.0.2", 80), reference.Bind(tcp, "", 8081, "172.18.0.2", 80)),
+			pub("a", reference.Bind(tcp, "127.0.0.1", 8082, "172.18.0.2", 80)),
+			unpub("a", reference.Bind(tcp, "", 8080, "172.18.0.2", 80)),
+			pub("a", reference.Bind(tcp, "", 8083, "172.18.0.2", 80)),
 		}},
 		{"ipv6", dnft.DaemonConfig{UserlandProxy: true, IPv6: true}, []cvOp{
 			cvNet("dual", "br-dual", "172.18.0.0/16", "fd00:18::/64"),
 			cvNet("v4only", "br-v4", "172.19.0.0/16", ""),
 			cvNet("snat6", "br-s6", "172.20.0.0/16", "fd00:20::/64", snat4("192.0.2.5"), snat6("2001:db8::5")),
-			pub("dual", bnd(tcp, "", 8080, "172.18.0.2", 80), bnd(tcp, "", 8080, "fd00:18::2", 80)),
-			pub("dual", bnd(udp, "::1", 5353, "fd00:18::3", 53), bnd(sctp, "2001:db8::1", 9899, "fd00:18::3", 9899)),
-			pub("snat6", bnd(tcp, "::", 8443, "fd00:20::2", 443)),
-			pub("v4only", bnd(tcp, "127.0.0.1", 8000, "172.19.0.2", 8000)),
+			pub("dual", reference.Bind(tcp, "", 8080, "172.18.0.2", 80), reference.Bind(tcp, "", 8080, "fd00:18::2", 80)),
+			pub("dual", reference.Bind(udp, "::1", 5353, "fd00:18::3", 53), reference.Bind(sctp, "2001:db8::1", 9899, "fd00:18::3", 9899)),
+			pub("snat6", reference.Bind(tcp, "::", 8443, "fd00:20::2", 443)),
+			pub("v4only", reference.Bind(tcp, "127.0.0.1", 8000, "172.19.0.2", 8000)),
 		}},
 		{"ipv6-proxy-off-internal", dnft.DaemonConfig{IPv6: true}, []cvOp{
 			cvNet("int", "br-int", "10.30.0.0/24", "fd00:30::/64", internalNet),
 			cvNet("web", "br-web", "10.31.0.0/24", "fd00:31::/64", noICC),
 			cvNet("db", "br-db", "10.32.0.0/24", "fd00:32::/64"),
-			pub("web", bnd(tcp, "", 80, "fd00:31::2", 80), bnd(tcp, "::1", 81, "fd00:31::2", 80), bnd(tcp, "", 80, "10.31.0.2", 80)),
+			pub("web", reference.Bind(tcp, "", 80, "fd00:31::2", 80), reference.Bind(tcp, "::1", 81, "fd00:31::2", 80), reference.Bind(tcp, "", 80, "10.31.0.2", 80)),
 			rmNet("db"),
 		}},
 		{"ingress", proxy, []cvOp{
@@ -386,7 +377,7 @@ func cvScenarios() []cvScenario {
 			cvIngress("", tcp, 8088, "172.18.0.2"),
 			cvIngress("", udp, 5353, "172.18.0.2"),
 			cvIngress("", tcp, 8088, "172.18.0.2"), // a second reference: no new rules
-			pub("docker_gwbridge", bnd(tcp, "", 4534, "172.18.0.5", 4534)),
+			pub("docker_gwbridge", reference.Bind(tcp, "", 4534, "172.18.0.5", 4534)),
 			cvNet("late", "br-late", "172.19.0.0/16", ""),
 			cvIngress("", sctp, 9899, "172.18.0.3"),
 			unIngress("", udp, 5353, "172.18.0.2"),
@@ -573,11 +564,11 @@ func TestCompatCounters(t *testing.T) {
 	gw := cvNet("gw", "docker_gwbridge", "172.19.0.0/16", "", noICC)
 	require.NoError(t, fw.CreateNetwork(ctx, *gw.create))
 	require.NoError(t, fw.Publish(ctx, "net0", []portmap.Binding{
-		bnd(udp, "", 6001, "172.18.0.2", 5001),
-		bnd(udp, "", 6002, "172.18.0.2", 5002),
-		bnd(udp, "192.0.2.1", 6003, "172.18.0.3", 5003),
-		bnd(tcp, "", 6004, "172.18.0.3", 80),
-		bnd(udp, "127.0.0.1", 6005, "172.18.0.3", 5003),
+		reference.Bind(udp, "", 6001, "172.18.0.2", 5001),
+		reference.Bind(udp, "", 6002, "172.18.0.2", 5002),
+		reference.Bind(udp, "192.0.2.1", 6003, "172.18.0.3", 5003),
+		reference.Bind(tcp, "", 6004, "172.18.0.3", 80),
+		reference.Bind(udp, "127.0.0.1", 6005, "172.18.0.3", 5003),
 	}))
 	require.NoError(t, fw.PublishIngress(ctx, dnft.IngressPort{Proto: udp, Port: 7001, Target: netip.MustParseAddr("172.19.0.2")}))
 
@@ -761,13 +752,13 @@ func cvGenerated(t *testing.T) map[compat.Family]string {
 		},
 	}
 	in.Bindings = []portmap.Published{
-		bind("gw", bnd(tcp, "", 4534, "172.18.0.5", 4534)),
-		bind("gw", bnd(udp, "", 5353, "172.18.0.5", 53)),
-		bind("gw", bnd(sctp, "", 9899, "172.18.0.5", 9899)),
-		bind("gw", bnd(tcp, "127.0.0.1", 9000, "172.18.0.5", 80)),
-		bind("gw", bnd(tcp, "", 4534, "fd00:18::5", 4534)),
-		bind("gw", bnd(tcp, "::1", 9000, "fd00:18::5", 80)),
-		bind("bridge", bnd(tcp, "", 8080, "172.17.0.2", 80)),
+		bind("gw", reference.Bind(tcp, "", 4534, "172.18.0.5", 4534)),
+		bind("gw", reference.Bind(udp, "", 5353, "172.18.0.5", 53)),
+		bind("gw", reference.Bind(sctp, "", 9899, "172.18.0.5", 9899)),
+		bind("gw", reference.Bind(tcp, "127.0.0.1", 9000, "172.18.0.5", 80)),
+		bind("gw", reference.Bind(tcp, "", 4534, "fd00:18::5", 4534)),
+		bind("gw", reference.Bind(tcp, "::1", 9000, "fd00:18::5", 80)),
+		bind("bridge", reference.Bind(tcp, "", 8080, "172.17.0.2", 80)),
 	}
 	seq++
 	in.Ingress = []compat.Ingress{{Proto: tcp, Port: 8088, Target: netip.MustParseAddr("172.18.0.2"), Seq: seq}}

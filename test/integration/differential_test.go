@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/dnft/dnft/test/harness"
-	"github.com/stretchr/testify/require"
 )
 
 // TestDifferential builds every scenario twice, programs one copy with dnft
@@ -22,15 +21,7 @@ func TestDifferential(t *testing.T) {
 			programDNFT(ctx, t, sc.scenario, dn)
 			p := programReference(ctx, t, sc.scenario, ref)
 
-			got := runMatrix(ctx, matrix(sc.scenario, dn))
-			want := runMatrix(ctx, matrix(sc.scenario, ref))
-			diffs := harness.DiffMatrix(got, want)
-			if len(diffs) > 0 {
-				out, _ := dn.Host.Run(ctx, "nft", "list", "ruleset")
-				t.Logf("dnft matrix:\n%s\n\nnft ruleset:\n%s\niptables commands:\n%v", format(got), out, p.Commands())
-			}
-			require.Empty(t, diffs, "dnft (left) and iptables (right) differ")
-			expect(t, got, sc.want)
+			compareTwins(ctx, t, sc.name, dn, ref, p, func(tp *harness.Topology) []harness.Probe { return matrix(sc.scenario, tp) }, sc.want)
 		})
 	}
 }

@@ -111,28 +111,7 @@ func (tw *ingressTwin) unpublish(ctx context.Context, t *testing.T, o ingressOp)
 // then checks the facts in want.
 func (tw *ingressTwin) compare(ctx context.Context, t *testing.T, stage string, want map[string]string) {
 	t.Helper()
-	got := runMatrix(ctx, ingressProbes(tw.sc, tw.dn))
-	exp := runMatrix(ctx, ingressProbes(tw.sc, tw.ref))
-	if testing.Verbose() {
-		t.Logf("%s:\n%s", stage, format(got))
-	}
-	if diffs := harness.DiffMatrix(got, exp); len(diffs) > 0 {
-		out, _ := tw.dn.Host.Run(ctx, "nft", "list", "ruleset")
-		t.Logf("%s: dnft matrix:\n%s\n\nnft ruleset:\n%s\niptables commands:\n%s", stage, format(got), out, strings.Join(tw.p.Commands(), "\n"))
-		require.Empty(t, diffs, "%s: dnft (left) and iptables (right) differ", stage)
-	}
-	for name, w := range want {
-		r, ok := got[name]
-		require.True(t, ok, "no probe %s", name)
-		switch w {
-		case "fail":
-			require.False(t, r.OK, "%s: %s: want failure, got %s", stage, name, r)
-		case "ok":
-			require.True(t, r.OK, "%s: %s: want ok, got %s", stage, name, r)
-		default:
-			require.Equal(t, w, r.String(), "%s: %s", stage, name)
-		}
-	}
+	compareTwins(ctx, t, stage, tw.dn, tw.ref, tw.p, func(tp *harness.Topology) []harness.Probe { return ingressProbes(tw.sc, tp) }, want)
 }
 
 // ingressProbes sends TCP and UDP to the published and the unpublished
@@ -175,14 +154,14 @@ func ingressReachable(proto string, v6 bool) map[string]string {
 		"host->lan0" + tag:   "ok from 172.30.0.1",  // masquerade of local sources into the gateway
 		"host->lo" + tag:     "ok from 172.30.0.1",  // route_localnet on the gateway bridge
 		"c1->lan0" + tag:     "ok",
-		"lan->lan0" + other:  "fail", // not published
-		"host->lan0" + other: "fail",
-		"host->lo" + other:   "fail",
+		"lan->lan0" + other:  "blocked", // not published
+		"host->lan0" + other: "blocked",
+		"host->lo" + other:   "blocked",
 	}
 	if v6 {
 		w["lan->lan0"+tag+"/6"] = "ok from 2001:db8:1::2"
 		w["host->lan0"+tag+"/6"] = "ok from fd00:30::1"
-		w["lan->lan0"+other+"/6"] = "fail"
+		w["lan->lan0"+other+"/6"] = "blocked"
 	}
 	return w
 }
@@ -191,8 +170,8 @@ func ingressReachable(proto string, v6 bool) map[string]string {
 func ingressUnreachable(proto string, v6 bool) map[string]string {
 	w := map[string]string{}
 	for k, v := range ingressReachable(proto, v6) {
-		if v != "fail" {
-			w[k] = "fail"
+		if v != "blocked" {
+			w[k] = "blocked"
 		}
 	}
 	return w
@@ -286,7 +265,7 @@ func TestIngressWithPorts(t *testing.T) {
 	ctx := testContext(t)
 	sc := ingressScenarioFor("ingress-and-ports", dnft.DaemonConfig{UserlandProxy: true})
 	tw := newIngressTwin(ctx, t, sc)
-	c1 := binding(portmap.TCP, "", containerPub, "172.18.0.2", 80)
+	c1 := reference.Bind(portmap.TCP, "", containerPub, "172.18.0.2", 80)
 	require.NoError(t, tw.fw.Publish(ctx, "a", []portmap.Binding{c1}))
 	require.NoError(t, tw.p.Publish(ctx, "a", []portmap.Binding{c1}))
 	tw.publish(ctx, t, ingressOp{portmap.TCP, sc.sbox4})
@@ -310,8 +289,8 @@ func TestIngressWithPorts(t *testing.T) {
 	t.Run("container on an ingress port", func(t *testing.T) {
 		// Needs the ports.go call of ingress.CheckBindings.
 		for _, b := range []portmap.Binding{
-			binding(portmap.TCP, "192.0.2.1", ingressPub, "172.18.0.2", 80),
-			binding(portmap.UDP, "", ingressPub, "172.18.0.2", 80),
+			reference.Bind(portmap.TCP, "192.0.2.1", ingressPub, "172.18.0.2", 80),
+			reference.Bind(portmap.UDP, "", ingressPub, "172.18.0.2", 80),
 		} {
 			err := tw.fw.Publish(ctx, "a", []portmap.Binding{b})
 			refuse(t, b.String(), "binding", err)

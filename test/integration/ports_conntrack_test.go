@@ -11,6 +11,7 @@ import (
 	"github.com/dnft/dnft"
 	"github.com/dnft/dnft/portmap"
 	"github.com/dnft/dnft/test/harness"
+	"github.com/dnft/dnft/test/reference"
 	"github.com/stretchr/testify/require"
 )
 
@@ -98,7 +99,7 @@ func TestConntrackUDPFlow(t *testing.T) {
 	fw := programDNFT(ctx, t, sc, dn)
 	p := programReference(ctx, t, sc, ref)
 	hostPort := netip.AddrPortFrom(harness.LANHostAddr4, 8080)
-	b := binding(portmap.UDP, "", 8080, "172.18.0.2", 80)
+	b := reference.Bind(portmap.UDP, "", 8080, "172.18.0.2", 80)
 
 	flows := map[string]*udpFlow{}
 	for _, tc := range []struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/dnft/dnft"
 	"github.com/dnft/dnft/portmap"
 	"github.com/dnft/dnft/test/harness"
+	"github.com/dnft/dnft/test/reference"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -141,7 +142,7 @@ func TestSCTP(t *testing.T) {
 	p := programReference(ctx, t, sc, ref)
 	spec, err := dnft.ParsePortSpec("9999:5000/sctp")
 	require.NoError(t, err)
-	b := binding(portmap.SCTP, "", 9999, "172.18.0.2", 5000)
+	b := reference.Bind(portmap.SCTP, "", 9999, "172.18.0.2", 5000)
 	c1 := ip("172.18.0.2")
 	want := b
 	want.HostIP = ip("0.0.0.0")

@@ -9,6 +9,7 @@ import (
 	"github.com/dnft/dnft/nft"
 	"github.com/dnft/dnft/portmap"
 	"github.com/dnft/dnft/test/harness"
+	"github.com/dnft/dnft/test/reference"
 	"github.com/stretchr/testify/require"
 )
 
@@ -101,12 +102,12 @@ func TestPortsForceRemove(t *testing.T) {
 	for _, force := range []bool{false, true} {
 		ns, fw := scratchFirewall(ctx, t)
 		bs := []portmap.Binding{
-			binding(portmap.TCP, "", 8080, "172.18.0.2", 80),
-			binding(portmap.UDP, "127.0.0.1", 8080, "172.18.0.2", 80),
-			binding(portmap.TCP, "", 8080, "fd00:18::2", 80),
+			reference.Bind(portmap.TCP, "", 8080, "172.18.0.2", 80),
+			reference.Bind(portmap.UDP, "127.0.0.1", 8080, "172.18.0.2", 80),
+			reference.Bind(portmap.TCP, "", 8080, "fd00:18::2", 80),
 		}
 		require.NoError(t, fw.Publish(ctx, "a", bs))
-		require.NoError(t, fw.Publish(ctx, "b", []portmap.Binding{binding(portmap.TCP, "", 9000, "172.19.0.2", 80)}))
+		require.NoError(t, fw.Publish(ctx, "b", []portmap.Binding{reference.Bind(portmap.TCP, "", 9000, "172.19.0.2", 80)}))
 		before := statelessRuleset(ctx, t, ns)
 
 		err := fw.RemoveNetwork(ctx, "a", false)
@@ -148,8 +149,8 @@ func TestPortsGeneration(t *testing.T) {
 	ctx := testContext(t)
 	ns, fw1 := scratchFirewall(ctx, t)
 	fw2 := openFirewall(ctx, t, ns)
-	b8080 := []portmap.Binding{binding(portmap.TCP, "", 8080, "172.18.0.2", 80)}
-	b9000 := []portmap.Binding{binding(portmap.TCP, "", 9000, "172.18.0.3", 80)}
+	b8080 := []portmap.Binding{reference.Bind(portmap.TCP, "", 8080, "172.18.0.2", 80)}
+	b9000 := []portmap.Binding{reference.Bind(portmap.TCP, "", 9000, "172.18.0.3", 80)}
 
 	require.NoError(t, fw1.Publish(ctx, "a", b8080))
 	require.NoError(t, fw2.Unpublish(ctx, "a", b8080), "fw2 loads fw1's binding")
@@ -168,9 +169,9 @@ func TestPortsGeneration(t *testing.T) {
 
 	// Networks too.
 	require.NoError(t, fw2.CreateNetwork(ctx, dnft.NetworkConfig{Name: "c", Bridge: "br-c", Subnet4: pfx("172.20.0.0/16"), ICC: true, Masquerade: true}))
-	require.NoError(t, fw1.Publish(ctx, "c", []portmap.Binding{binding(portmap.TCP, "", 7000, "172.20.0.2", 80)}))
+	require.NoError(t, fw1.Publish(ctx, "c", []portmap.Binding{reference.Bind(portmap.TCP, "", 7000, "172.20.0.2", 80)}))
 	require.NoError(t, fw2.RemoveNetwork(ctx, "c", true))
-	err = fw1.Publish(ctx, "c", []portmap.Binding{binding(portmap.TCP, "", 7001, "172.20.0.2", 80)})
+	err = fw1.Publish(ctx, "c", []portmap.Binding{reference.Bind(portmap.TCP, "", 7001, "172.20.0.2", 80)})
 	require.ErrorContains(t, err, "no such network")
 
 	// An operator deletes a DNAT element by hand: the binding is gone for

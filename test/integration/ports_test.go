@@ -28,14 +28,6 @@ type portScenario struct {
 	after   map[string]string
 }
 
-func binding(proto portmap.Proto, host string, hostPort uint16, ctr string, ctrPort uint16) portmap.Binding {
-	b := portmap.Binding{Proto: proto, HostPort: hostPort, ContainerIP: ip(ctr), ContainerPort: ctrPort}
-	if host != "" {
-		b.HostIP = ip(host)
-	}
-	return b
-}
-
 // portScenario4 builds the IPv4 port scenario with the userland proxy on
 // or off: two networks; c1's port 80 published on all addresses
 // (8080 tcp+udp) and on 127.0.0.1:8082, c2's on the LAN address only
@@ -59,11 +51,11 @@ func portScenario4(proxy bool) portScenario {
 		},
 		publish: []publishOp{
 			{"a", []portmap.Binding{
-				binding(portmap.TCP, "", 8080, "172.18.0.2", 80),
-				binding(portmap.UDP, "", 8080, "172.18.0.2", 80),
+				reference.Bind(portmap.TCP, "", 8080, "172.18.0.2", 80),
+				reference.Bind(portmap.UDP, "", 8080, "172.18.0.2", 80),
 			}},
-			{"b", []portmap.Binding{binding(portmap.TCP, "192.0.2.1", 8081, "172.19.0.2", 80)}},
-			{"a", []portmap.Binding{binding(portmap.TCP, "127.0.0.1", 8082, "172.18.0.2", 80)}},
+			{"b", []portmap.Binding{reference.Bind(portmap.TCP, "192.0.2.1", 8081, "172.19.0.2", 80)}},
+			{"a", []portmap.Binding{reference.Bind(portmap.TCP, "127.0.0.1", 8082, "172.18.0.2", 80)}},
 		},
 		want: map[string]string{
 			"lan->lan0:8080/tcp":  "ok from 192.0.2.2",
@@ -71,24 +63,24 @@ func portScenario4(proxy bool) portScenario {
 			"lan->lan0:8081/tcp":  "ok from 192.0.2.2",
 			"inet->wan0:8080/tcp": "ok from 203.0.113.2",
 			"inet->wan0:8080/udp": "ok from 203.0.113.2",
-			"inet->wan0:8081/tcp": "fail", // published on the LAN address only
-			"lan->lo:8082/tcp":    "fail", // loopback binding, protected
-			"lan->c1:80/tcp":      "fail", // direct routing stays blocked
-			"c2->lan0:8080/tcp":   "fail", // proxy on: no DNAT from a bridge; off: isolated
-			"inet->wan0:8082/tcp": "fail",
+			"inet->wan0:8081/tcp": "blocked", // published on the LAN address only
+			"lan->lo:8082/tcp":    "blocked", // loopback binding, protected
+			"lan->c1:80/tcp":      "blocked", // direct routing stays blocked
+			"c2->lan0:8080/tcp":   "blocked", // proxy on: no DNAT from a bridge; off: isolated
+			"inet->wan0:8082/tcp": "blocked",
 		},
 		after: map[string]string{
-			"lan->lan0:8080/tcp":  "fail",
-			"lan->lan0:8080/udp":  "fail",
-			"lan->lan0:8081/tcp":  "fail",
-			"inet->wan0:8080/tcp": "fail",
-			"host->lo:8082/tcp":   "fail",
-			"c1->lan0:8080/tcp":   "fail",
+			"lan->lan0:8080/tcp":  "blocked",
+			"lan->lan0:8080/udp":  "blocked",
+			"lan->lan0:8081/tcp":  "blocked",
+			"inet->wan0:8080/tcp": "blocked",
+			"host->lo:8082/tcp":   "blocked",
+			"c1->lan0:8080/tcp":   "blocked",
 		},
 	}
 	if proxy {
-		s.want["host->lo:8082/tcp"] = "fail" // nat OUTPUT skips 127.0.0.0/8
-		s.want["c1->lan0:8080/tcp"] = "fail" // no hairpin DNAT from the own bridge
+		s.want["host->lo:8082/tcp"] = "blocked" // nat OUTPUT skips 127.0.0.0/8
+		s.want["c1->lan0:8080/tcp"] = "blocked" // no hairpin DNAT from the own bridge
 		s.want["host->lan0:8080/tcp"] = "ok from 192.0.2.1"
 	} else {
 		s.want["host->lo:8082/tcp"] = "ok from 172.18.0.1" // route_localnet + masquerade from host
@@ -112,10 +104,10 @@ func portScenario6() portScenario {
 		},
 		publish: []publishOp{
 			{"a", []portmap.Binding{
-				binding(portmap.TCP, "", 8080, "fd00:18::2", 80),
-				binding(portmap.UDP, "", 8080, "fd00:18::2", 80),
-				binding(portmap.TCP, "2001:db8:1::1", 8081, "fd00:18::2", 80),
-				binding(portmap.TCP, "", 8080, "172.18.0.2", 80),
+				reference.Bind(portmap.TCP, "", 8080, "fd00:18::2", 80),
+				reference.Bind(portmap.UDP, "", 8080, "fd00:18::2", 80),
+				reference.Bind(portmap.TCP, "2001:db8:1::1", 8081, "fd00:18::2", 80),
+				reference.Bind(portmap.TCP, "", 8080, "172.18.0.2", 80),
 			}},
 		},
 		want: map[string]string{
@@ -123,13 +115,13 @@ func portScenario6() portScenario {
 			"lan->lan0:8080/udp/6":  "ok from 2001:db8:1::2",
 			"lan->lan0:8081/tcp/6":  "ok from 2001:db8:1::2",
 			"inet->wan0:8080/tcp/6": "ok from 2001:db8:2::2",
-			"inet->wan0:8081/tcp/6": "fail",
+			"inet->wan0:8081/tcp/6": "blocked",
 			"lan->lan0:8080/tcp":    "ok from 192.0.2.2",
 		},
 		after: map[string]string{
-			"lan->lan0:8080/tcp/6": "fail",
-			"lan->lan0:8081/tcp/6": "fail",
-			"lan->lan0:8080/tcp":   "fail",
+			"lan->lan0:8080/tcp/6": "blocked",
+			"lan->lan0:8081/tcp/6": "blocked",
+			"lan->lan0:8080/tcp":   "blocked",
 		},
 	}
 }
@@ -217,14 +209,7 @@ func TestPorts(t *testing.T) {
 
 			compare := func(stage string, want map[string]string) {
 				t.Helper()
-				got := runMatrix(ctx, portProbes(sc, dn))
-				exp := runMatrix(ctx, portProbes(sc, ref))
-				if diffs := harness.DiffMatrix(got, exp); len(diffs) > 0 {
-					out, _ := dn.Host.Run(ctx, "nft", "list", "ruleset")
-					t.Logf("%s: dnft matrix:\n%s\n\nnft ruleset:\n%s\niptables commands:\n%v", stage, format(got), out, p.Commands())
-					require.Empty(t, diffs, "%s: dnft (left) and iptables (right) differ", stage)
-				}
-				expect(t, got, want)
+				compareTwins(ctx, t, stage, dn, ref, p, func(tp *harness.Topology) []harness.Probe { return portProbes(sc, tp) }, want)
 			}
 			compare("published", sc.want)
 			if !sc.daemon.IPv6 {
@@ -280,19 +265,19 @@ func TestPortsErrors(t *testing.T) {
 		bs      []portmap.Binding
 		field   string
 	}{
-		{"a", []portmap.Binding{binding(portmap.TCP, "", 0, "172.18.0.2", 80)}, "host-port"},
-		{"a", []portmap.Binding{binding("icmp", "", 80, "172.18.0.2", 80)}, "proto"},
-		{"a", []portmap.Binding{binding(portmap.TCP, "", 9000, "172.19.0.2", 80)}, "container-ip"},
-		{"b", []portmap.Binding{binding(portmap.TCP, "192.0.2.1", 8080, "172.19.0.2", 80)}, "binding"},                                          // overlaps 0.0.0.0:8080
-		{"a", []portmap.Binding{binding(portmap.TCP, "", 9000, "172.18.0.2", 80), binding(portmap.TCP, "", 9000, "172.18.0.3", 80)}, "binding"}, // twice in one call
-		{"nope", []portmap.Binding{binding(portmap.TCP, "", 9000, "172.18.0.2", 80)}, "network"},
+		{"a", []portmap.Binding{reference.Bind(portmap.TCP, "", 0, "172.18.0.2", 80)}, "host-port"},
+		{"a", []portmap.Binding{reference.Bind("icmp", "", 80, "172.18.0.2", 80)}, "proto"},
+		{"a", []portmap.Binding{reference.Bind(portmap.TCP, "", 9000, "172.19.0.2", 80)}, "container-ip"},
+		{"b", []portmap.Binding{reference.Bind(portmap.TCP, "192.0.2.1", 8080, "172.19.0.2", 80)}, "binding"},                                                 // overlaps 0.0.0.0:8080
+		{"a", []portmap.Binding{reference.Bind(portmap.TCP, "", 9000, "172.18.0.2", 80), reference.Bind(portmap.TCP, "", 9000, "172.18.0.3", 80)}, "binding"}, // twice in one call
+		{"nope", []portmap.Binding{reference.Bind(portmap.TCP, "", 9000, "172.18.0.2", 80)}, "network"},
 	} {
 		err := fw.Publish(ctx, tc.network, tc.bs)
 		var fe *dnft.FieldError
 		require.ErrorAs(t, err, &fe, "%v", tc.bs)
 		require.Equal(t, tc.field, fe.Field, err.Error())
 	}
-	err := fw.Unpublish(ctx, "a", []portmap.Binding{binding(portmap.TCP, "", 8080, "172.18.0.3", 80)})
+	err := fw.Unpublish(ctx, "a", []portmap.Binding{reference.Bind(portmap.TCP, "", 8080, "172.18.0.3", 80)})
 	require.ErrorContains(t, err, "not published")
 	require.Equal(t, before, ruleset(ctx, t, topo), "refused operations change nothing")
 }

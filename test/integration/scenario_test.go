@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -181,31 +180,30 @@ func runMatrix(ctx context.Context, probes []harness.Probe) map[string]harness.R
 	return res
 }
 
-// format prints a matrix sorted by probe name, for failure messages.
-func format(m map[string]harness.Result) string {
-	var lines []string
-	for k, v := range m {
-		lines = append(lines, fmt.Sprintf("%-28s %s", k, v))
+// compareTwins runs the probes that probes builds on both twins,
+// requires the same outcome for each on dnft's side (dn) as on the
+// iptables reference's (ref), then every expectation of want on dnft's
+// side. On a difference it shows dnft's matrix and ruleset and the
+// reference's commands.
+func compareTwins(ctx context.Context, t *testing.T, stage string, dn, ref *harness.Topology, p *reference.Programmer,
+	probes func(*harness.Topology) []harness.Probe, want map[string]string) {
+	t.Helper()
+	got := runMatrix(ctx, probes(dn))
+	exp := runMatrix(ctx, probes(ref))
+	if diffs := harness.DiffMatrix(got, exp); len(diffs) > 0 {
+		out, _ := dn.Host.Run(ctx, "nft", "list", "ruleset")
+		t.Fatalf("%s: dnft (left) and iptables (right) differ:\n%s\n\ndnft matrix:\n%s\n\nnft ruleset:\n%s\niptables commands:\n%s",
+			stage, strings.Join(diffs, "\n"), harness.FormatMatrix(got), out, strings.Join(p.Commands(), "\n"))
 	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
+	expect(t, stage, got, want)
 }
 
-// expect checks some probe results against expectations: "ok" (any
-// success), "ok from ADDR", or "fail" (any failure).
-func expect(t *testing.T, res map[string]harness.Result, want map[string]string) {
+// expect requires every expectation of want to hold in res (see
+// harness.Unmet: "ok", "blocked", or an exact result), naming the stage.
+func expect(t *testing.T, stage string, res map[string]harness.Result, want map[string]string) {
 	t.Helper()
-	for name, w := range want {
-		r, ok := res[name]
-		require.True(t, ok, "no probe %s", name)
-		switch {
-		case w == "fail":
-			require.False(t, r.OK, "%s: want failure, got %s", name, r)
-		case w == "ok":
-			require.True(t, r.OK, "%s: want ok, got %s", name, r)
-		default:
-			require.Equal(t, w, r.String(), name)
-		}
+	if unmet := harness.Unmet(res, want); len(unmet) > 0 {
+		t.Fatalf("%s: %d expectation(s) unmet:\n%s\nall results:\n%s", stage, len(unmet), strings.Join(unmet, "\n"), harness.FormatMatrix(res))
 	}
 }
 

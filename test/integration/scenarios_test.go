@@ -37,8 +37,8 @@ var scenarios = []struct {
 			"c1->inet/4:tcp":       "ok from 203.0.113.1", // masquerade
 			"c1->inet/4:udp":       "ok from 203.0.113.1",
 			"c1->c2/4:tcp":         "ok from 172.17.0.2", // ICC on
-			"lan->c1/4:tcp":        "fail",               // protected: no direct routing
-			"lan->c1/4:icmp":       "fail",
+			"lan->c1/4:tcp":        "blocked",            // protected: no direct routing
+			"lan->c1/4:icmp":       "blocked",
 			"host->c1/4:tcp":       "ok",
 			"c1->gw-docker0/4:tcp": "ok",
 		},
@@ -56,9 +56,9 @@ var scenarios = []struct {
 			},
 		},
 		want: map[string]string{
-			"a1->b1/4:tcp":      "fail", // isolated both ways
-			"b1->a1/4:tcp":      "fail",
-			"b1->a1/4:icmp":     "fail",
+			"a1->b1/4:tcp":      "blocked", // isolated both ways
+			"b1->a1/4:tcp":      "blocked",
+			"b1->a1/4:icmp":     "blocked",
 			"a1->a2/4:tcp":      "ok",
 			"b1->gw-br-a/4:tcp": "ok", // the host's bridge address stays reachable
 			"a1->gw-br-b/4:tcp": "ok",
@@ -77,9 +77,9 @@ var scenarios = []struct {
 			containers: []harness.ContainerSpec{ctr("n1", "br-n", "172.20.0.2"), ctr("n2", "br-n", "172.20.0.3")},
 		},
 		want: map[string]string{
-			"n1->n2/4:tcp":   "fail",
-			"n1->n2/4:icmp":  "fail",
-			"n2->n1/4:udp":   "fail",
+			"n1->n2/4:tcp":   "blocked",
+			"n1->n2/4:icmp":  "blocked",
+			"n2->n1/4:udp":   "blocked",
 			"n1->inet/4:tcp": "ok from 203.0.113.1",
 		},
 	},
@@ -101,11 +101,11 @@ var scenarios = []struct {
 		},
 		want: map[string]string{
 			"i1->i2/4:tcp":   "ok", // ICC inside the internal network
-			"i1->inet/4:tcp": "fail",
-			"i1->lan/4:tcp":  "fail",
-			"lan->i1/4:tcp":  "fail",
-			"e1->i1/4:tcp":   "fail",
-			"i1->e1/4:tcp":   "fail",
+			"i1->inet/4:tcp": "blocked",
+			"i1->lan/4:tcp":  "blocked",
+			"lan->i1/4:tcp":  "blocked",
+			"e1->i1/4:tcp":   "blocked",
+			"i1->e1/4:tcp":   "blocked",
 			"e1->inet/4:tcp": "ok from 203.0.113.1",
 		},
 	},
@@ -133,8 +133,8 @@ var scenarios = []struct {
 		},
 		want: map[string]string{
 			"p1->inet/4:tcp": "ok from 203.0.113.1",
-			"q1->inet/4:tcp": "fail",                // no masquerade: the internet cannot answer
-			"q1->lan/4:tcp":  "fail",                // protected: the reply to an unmasqueraded address is dropped in raw
+			"q1->inet/4:tcp": "blocked",             // no masquerade: the internet cannot answer
+			"q1->lan/4:tcp":  "blocked",             // protected: the reply to an unmasqueraded address is dropped in raw
 			"s1->inet/4:tcp": "ok from 203.0.113.1", // SNAT to the host address
 			"p1->p2/4:tcp":   "ok",
 		},
@@ -166,10 +166,10 @@ var scenarios = []struct {
 		want: map[string]string{
 			"x1->inet/6:tcp":     "ok from 2001:db8:2::1",
 			"x1->x2/6:tcp":       "ok from fd00:26::2",
-			"y1->y2/6:tcp":       "fail",
-			"x1->y1/6:tcp":       "fail",
-			"y1->x1/6:icmp":      "fail",
-			"lan->x1/6:tcp":      "fail",
+			"y1->y2/6:tcp":       "blocked",
+			"x1->y1/6:tcp":       "blocked",
+			"y1->x1/6:icmp":      "blocked",
+			"lan->x1/6:tcp":      "blocked",
 			"x1->gw-br-6b/6:tcp": "ok",
 		},
 	},
@@ -200,8 +200,8 @@ var scenarios = []struct {
 			remove: []string{"r2"},
 		},
 		want: map[string]string{
-			"r1c->r3c/4:tcp":  "fail",
-			"r2c->inet/4:tcp": "fail", // removed: no masquerade any more
+			"r1c->r3c/4:tcp":  "blocked",
+			"r2c->inet/4:tcp": "blocked", // removed: no masquerade any more
 			"r2c->lan/4:tcp":  "ok from 172.30.0.2",
 			"r1c->inet/4:tcp": "ok from 203.0.113.1",
 		},

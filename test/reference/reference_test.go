@@ -67,14 +67,6 @@ func lines(ls ...string) string { return strings.Join(ls, "\n") + "\n" }
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func addr(s string) netip.Addr  { return netip.MustParseAddr(s) }
 
-func bind(proto portmap.Proto, hostIP string, hp uint16, cip string, cp uint16) portmap.Binding {
-	b := portmap.Binding{Proto: proto, HostPort: hp, ContainerIP: addr(cip), ContainerPort: cp}
-	if hostIP != "" {
-		b.HostIP = addr(hostIP)
-	}
-	return b
-}
-
 // step is one operation of a scenario.
 type step func(ctx context.Context, p *Programmer) error
 
@@ -113,7 +105,7 @@ var scenarios = []struct {
 		d:    chains.DaemonConfig{UserlandProxy: true},
 		steps: []step{
 			create(chains.NetworkConfig{Name: "n1", Bridge: "br-n1", Subnet4: pfx("172.20.0.0/16"), ICC: true, Masquerade: true}),
-			publish("n1", bind(portmap.TCP, "", 8080, "172.20.0.2", 80)),
+			publish("n1", Bind(portmap.TCP, "", 8080, "172.20.0.2", 80)),
 		},
 		want: map[string]string{
 			"iptables -t filter": lines(filterPolicies,
@@ -148,8 +140,8 @@ var scenarios = []struct {
 		steps: []step{
 			create(chains.NetworkConfig{Name: "b", Bridge: "br-b", Subnet4: pfx("172.30.0.0/16"), Masquerade: true, HostIPv4: addr("192.0.2.1")}),
 			publish("b",
-				bind(portmap.TCP, "127.0.0.1", 8080, "172.30.0.2", 80),
-				bind(portmap.UDP, "", 5353, "172.30.0.2", 53)),
+				Bind(portmap.TCP, "127.0.0.1", 8080, "172.30.0.2", 80),
+				Bind(portmap.UDP, "", 5353, "172.30.0.2", 53)),
 		},
 		want: map[string]string{
 			"iptables -t filter": lines(filterPolicies,
@@ -185,9 +177,9 @@ var scenarios = []struct {
 		steps: []step{
 			create(chains.NetworkConfig{Name: "c", Bridge: "br-c", Subnet4: pfx("10.9.0.0/24"), ICC: true, Masquerade: true, HostBindingIPv4: addr("192.0.2.10")}),
 			publish("c",
-				bind(portmap.TCP, "", 8080, "10.9.0.2", 80),
-				bind(portmap.TCP, "127.0.0.1", 9000, "10.9.0.2", 90),
-				bind(portmap.SCTP, "0.0.0.0", 7000, "10.9.0.3", 7000)),
+				Bind(portmap.TCP, "", 8080, "10.9.0.2", 80),
+				Bind(portmap.TCP, "127.0.0.1", 9000, "10.9.0.2", 90),
+				Bind(portmap.SCTP, "0.0.0.0", 7000, "10.9.0.3", 7000)),
 		},
 		want: map[string]string{
 			"iptables -t filter": lines(filterPolicies,
@@ -285,9 +277,9 @@ var scenarios = []struct {
 			create(chains.NetworkConfig{Name: "n6", Bridge: "br6", Subnet4: pfx("172.25.0.0/16"), Subnet6: pfx("fd00:25::/64"), ICC: true, Masquerade: true, HostIPv6: addr("fd00:ffff::1")}),
 			create(chains.NetworkConfig{Name: "n4", Bridge: "br4", Subnet4: pfx("172.26.0.0/16"), ICC: true, Masquerade: true}),
 			publish("n6",
-				bind(portmap.TCP, "", 8080, "fd00:25::2", 80),
-				bind(portmap.TCP, "::1", 9000, "fd00:25::2", 90),
-				bind(portmap.TCP, "", 8080, "172.25.0.2", 80)),
+				Bind(portmap.TCP, "", 8080, "fd00:25::2", 80),
+				Bind(portmap.TCP, "::1", 9000, "fd00:25::2", 90),
+				Bind(portmap.TCP, "", 8080, "172.25.0.2", 80)),
 			ingress("docker_gwbridge", portmap.TCP, 8088, "fd00:18::2"),
 		},
 		want: map[string]string{
@@ -555,18 +547,18 @@ func TestRemovalSymmetry(t *testing.T) {
 					must(p.CreateNetwork(ctx, n))
 				}
 				aPorts := []portmap.Binding{
-					bind(portmap.TCP, "", 8080, "10.10.0.2", 80),
-					bind(portmap.UDP, "127.0.0.1", 5353, "10.10.0.2", 53),
-					bind(portmap.SCTP, "10.99.0.1", 9899, "10.10.0.3", 9899),
+					Bind(portmap.TCP, "", 8080, "10.10.0.2", 80),
+					Bind(portmap.UDP, "127.0.0.1", 5353, "10.10.0.2", 53),
+					Bind(portmap.SCTP, "10.99.0.1", 9899, "10.10.0.3", 9899),
 				}
 				bPorts := []portmap.Binding{
-					bind(portmap.TCP, "", 80, "10.11.0.2", 80),
-					bind(portmap.TCP, "127.0.0.5", 81, "10.11.0.2", 80),
+					Bind(portmap.TCP, "", 80, "10.11.0.2", 80),
+					Bind(portmap.TCP, "127.0.0.5", 81, "10.11.0.2", 80),
 				}
-				dPorts := []portmap.Binding{bind(portmap.TCP, "", 443, "10.14.0.2", 443)}
+				dPorts := []portmap.Binding{Bind(portmap.TCP, "", 443, "10.14.0.2", 443)}
 				if d.IPv6 {
-					aPorts = append(aPorts, bind(portmap.TCP, "", 8080, "fd00:10::2", 80), bind(portmap.TCP, "::1", 8081, "fd00:10::2", 80))
-					dPorts = append(dPorts, bind(portmap.UDP, "", 443, "fd00:14::2", 443))
+					aPorts = append(aPorts, Bind(portmap.TCP, "", 8080, "fd00:10::2", 80), Bind(portmap.TCP, "::1", 8081, "fd00:10::2", 80))
+					dPorts = append(dPorts, Bind(portmap.UDP, "", 443, "fd00:14::2", 443))
 				}
 				must(p.Publish(ctx, "a", aPorts))
 				must(p.Publish(ctx, "b", bPorts))
@@ -579,7 +571,7 @@ func TestRemovalSymmetry(t *testing.T) {
 				}
 				// A network created after ingress exists.
 				must(p.CreateNetwork(ctx, chains.NetworkConfig{Name: "e", Bridge: "br-e", Subnet4: pfx("10.15.0.0/16"), Subnet6: pfx("fd00:15::/64"), ICC: true, Masquerade: true}))
-				must(p.Publish(ctx, "e", []portmap.Binding{bind(portmap.TCP, "", 9000, "10.15.0.2", 9000)}))
+				must(p.Publish(ctx, "e", []portmap.Binding{Bind(portmap.TCP, "", 9000, "10.15.0.2", 9000)}))
 
 				mid := saveAll(t, p)
 				if mid == initial {
@@ -627,7 +619,7 @@ func TestErrors(t *testing.T) {
 	if err := p.CreateNetwork(ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	b := bind(portmap.TCP, "", 80, "10.20.0.2", 80)
+	b := Bind(portmap.TCP, "", 80, "10.20.0.2", 80)
 	if err := p.Publish(ctx, "n", []portmap.Binding{b}); err != nil {
 		t.Fatal(err)
 	}
@@ -647,10 +639,10 @@ func TestErrors(t *testing.T) {
 		{"ports remain", func() error { return p.RemoveNetwork(ctx, "n", false) }, "published port"},
 		{"duplicate binding", func() error { return p.Publish(ctx, "n", []portmap.Binding{b}) }, "already published"},
 		{"v6 binding on v4 network", func() error {
-			return p.Publish(ctx, "n", []portmap.Binding{bind(portmap.TCP, "", 80, "fd00::2", 80)})
+			return p.Publish(ctx, "n", []portmap.Binding{Bind(portmap.TCP, "", 80, "fd00::2", 80)})
 		}, "no ipv6 rules"},
 		{"unpublish unknown", func() error {
-			return p.Unpublish(ctx, "n", []portmap.Binding{bind(portmap.TCP, "", 81, "10.20.0.2", 80)})
+			return p.Unpublish(ctx, "n", []portmap.Binding{Bind(portmap.TCP, "", 81, "10.20.0.2", 80)})
 		}, "not published"},
 		{"v6 ingress without IPv6", func() error {
 			return p.PublishIngress(ctx, "", portmap.TCP, 1, addr("fd00::1"))
@@ -809,10 +801,10 @@ func TestIptablesGolden(t *testing.T) {
 			}
 			for _, c := range []struct{ c, lo string }{{"172.18.0.", "127.0.0.1"}, {"fd00:18::", "::1"}} {
 				if err := p.Publish(ctx, "docker_gwbridge", []portmap.Binding{
-					bind(portmap.TCP, "", 4534, c.c+"5", 4534),
-					bind(portmap.UDP, "", 5353, c.c+"5", 53),
-					bind(portmap.SCTP, "", 9899, c.c+"5", 9899),
-					bind(portmap.TCP, c.lo, 9000, c.c+"5", 80),
+					Bind(portmap.TCP, "", 4534, c.c+"5", 4534),
+					Bind(portmap.UDP, "", 5353, c.c+"5", 53),
+					Bind(portmap.SCTP, "", 9899, c.c+"5", 9899),
+					Bind(portmap.TCP, c.lo, 9000, c.c+"5", 80),
 				}); err != nil {
 					t.Fatal(err)
 				}
