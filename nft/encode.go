@@ -275,14 +275,24 @@ func encodeAction(fam Family, a Action) ([]expr.Any, error) {
 	case Masquerade:
 		return []expr.Any{&expr.Masq{}}, nil
 	case SNAT:
-		b, err := addrBytes(fam, a.Addr)
-		if err != nil {
-			return nil, err
+		var out []expr.Any
+		nat := &expr.NAT{Type: expr.NATTypeSourceNAT, Family: nfproto}
+		if a.Addr.IsValid() {
+			b, err := addrBytes(fam, a.Addr)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, &expr.Immediate{Register: 1, Data: b})
+			nat.RegAddrMin = 1
 		}
-		return []expr.Any{
-			&expr.Immediate{Register: 1, Data: b},
-			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: nfproto, RegAddrMin: 1},
-		}, nil
+		if a.Port != 0 {
+			out = append(out, &expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, a.Port)})
+			nat.RegProtoMin = 2
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("snat needs an address or a port")
+		}
+		return append(out, nat), nil
 	case DNAT:
 		b, err := addrBytes(fam, a.To.Addr())
 		if err != nil {

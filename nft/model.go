@@ -252,8 +252,13 @@ type VMap struct {
 // Masquerade is the masquerade statement.
 type Masquerade struct{}
 
-// SNAT rewrites the source address.
-type SNAT struct{ Addr netip.Addr }
+// SNAT rewrites the source address to Addr and, when Port is not zero,
+// the source port to Port. A zero Addr rewrites the port only (nft's
+// `snat to :PORT`, iptables' `--to-source :PORT`).
+type SNAT struct {
+	Addr netip.Addr
+	Port uint16
+}
 
 // DNAT rewrites the destination to a fixed address and port.
 type DNAT struct{ To netip.AddrPort }
