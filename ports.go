@@ -14,6 +14,17 @@ import (
 // Binding is one published port (see [portmap.Binding]).
 type Binding = portmap.Binding
 
+// Proto is a transport protocol ports are published for (see
+// [portmap.Proto]).
+type Proto = portmap.Proto
+
+// The protocols ports can be published for.
+const (
+	TCP  = portmap.TCP
+	UDP  = portmap.UDP
+	SCTP = portmap.SCTP
+)
+
 // Published is a published port as read back from the kernel.
 type Published = portmap.Published
 

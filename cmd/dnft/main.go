@@ -19,6 +19,7 @@
 //	dnft check [--state FILE]        (exit 1 on drift)
 //	dnft repair [--state FILE]
 //	dnft watch [--state FILE] [--interval D]
+//	dnft docker [--host ADDR] [--once] [--userland-proxy=BOOL] [--ip-masq=BOOL] [--ipv6] [--allow-direct-routing] ...
 //	dnft demo [--keep] [--ipv6]
 //	dnft version
 //

@@ -69,6 +69,7 @@ Exit status: 0 success, 1 failure, 2 bad input (nothing was changed).`,
 		newCheckCmd(a),
 		newRepairCmd(a),
 		newWatchCmd(a),
+		newDockerCmd(a),
 	)
 	return root
 }
