@@ -218,6 +218,8 @@ func containerBindings(c container.InspectResponse, nets map[string]bridgeNet, o
 				b.ContainerIP = ip4
 			case host.Is6() && opt.IPv6 && ip6.IsValid() && n.config.Subnet6.IsValid():
 				b.ContainerIP = ip6
+			case host.Is6() && !opt.IPv6:
+				continue // dockerd without ip6tables leaves it to docker-proxy too
 			default:
 				out.skipped = append(out.skipped, fmt.Sprintf("%s on %s: no container address of its family (docker-proxy serves it)", k, netip.AddrPortFrom(host, uint16(hp))))
 				continue
