@@ -57,13 +57,18 @@ func (d *Daemon) members(nsIno uint64) []int {
 				continue
 			}
 		}
+		// Only Docker's own programs are taken by namespace or command
+		// line: a client (dnft docker) names the socket under Dir too.
+		comm, _ := os.ReadFile(filepath.Join(dir, "comm"))
 		mine := false
-		if nsIno != 0 {
+		if !daemonComm(strings.TrimSpace(string(comm))) {
+			// fall through to the cgroup check only
+		} else if nsIno != 0 {
 			if l, err := os.Readlink(filepath.Join(dir, "ns", "net")); err == nil && l == fmt.Sprintf("net:[%d]", nsIno) {
 				mine = true
 			}
 		}
-		if !mine {
+		if !mine && daemonComm(strings.TrimSpace(string(comm))) {
 			if b, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil && strings.Contains(string(b), d.Dir) {
 				mine = true
 			}
@@ -78,6 +83,20 @@ func (d *Daemon) members(nsIno uint64) []int {
 		}
 	}
 	return out
+}
+
+// daemonComm reports whether a process name (comm, at most 15 bytes) is
+// one of the programs a daemon runs besides its containers.
+func daemonComm(comm string) bool {
+	for _, b := range daemonBinaries {
+		if len(b) > 15 {
+			b = b[:15]
+		}
+		if comm == b {
+			return true
+		}
+	}
+	return false
 }
 
 // removeCgroups removes the cgroup directories named name (and their

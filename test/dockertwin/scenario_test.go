@@ -146,6 +146,9 @@ func newEnv(t *testing.T, ctx context.Context, s *Side) (*env, error) {
 		addr: map[string]netip.Addr{"lan": harness.LANAddr4, "inet": harness.InternetAddr4, "host": harness.LANHostAddr4,
 			"lo": netip.MustParseAddr("127.0.0.1")}}
 	for _, c := range twinContainers {
+		if pid, err := s.D.Pid(ctx, c.Name); err != nil || pid == 0 {
+			continue // removed or stopped by the lifecycle: its probes are skipped
+		}
 		ns, err := s.ContainerNS(t, ctx, c.Name)
 		if err != nil {
 			return nil, err
@@ -182,7 +185,7 @@ func (e *env) run(ctx context.Context) (map[string]string, error) {
 		from, ok := e.nss[p.from]
 		to, ok2 := e.addr[p.to]
 		if !ok || !ok2 {
-			return nil, fmt.Errorf("probe %q: unknown %q or %q", p.name, p.from, p.to)
+			continue // a container that is gone
 		}
 		probes = append(probes, harness.Probe{Name: p.name, From: from, Kind: p.proto, To: netip.AddrPortFrom(to, p.port)})
 	}
@@ -194,6 +197,9 @@ func (e *env) run(ctx context.Context) (map[string]string, error) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, d := range dnsProbes {
+		if _, ok := e.nss[d.from]; !ok {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

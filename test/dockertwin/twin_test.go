@@ -75,6 +75,41 @@ func TestTwin(t *testing.T) {
 
 	t.Run("matrix", func(t *testing.T) { compareMatrix(t, ctx, sides, envs, "proxy, --allow-direct-routing") })
 
+	t.Run("run -p until answering", func(t *testing.T) { timeRunPublish(t, ctx, sides) })
+	fol = lifecycle(t, ctx, bin, sides, fol)
+	envs = map[string]*env{}
+	for _, s := range sides {
+		e, err := newEnv(t, ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs[s.Name] = e
+	}
+	t.Run("matrix after the lifecycle", func(t *testing.T) {
+		compareMatrix(t, ctx, sides, envs, "after the lifecycle and a dockerd restart")
+	})
+	t.Run("default blocks direct routing", func(t *testing.T) {
+		if err := fol.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		fol = StartFollower(t, bin, df, "--once")
+		if err := waitExit(ctx, fol); err != nil {
+			t.Fatalf("%v\n%s", err, fol.Log())
+		}
+		fol = StartFollower(t, bin, df)
+		web := envs["dnft"].addr["a1"]
+		for _, s := range sides {
+			e := envs[s.Name]
+			direct := s.Topo.LAN.TCP(ctx, netip.AddrPortFrom(web, 80))
+			viaHost := s.Topo.LAN.TCP(ctx, netip.AddrPortFrom(harness.LANHostAddr4, 8082))
+			t.Logf("%s: lan->%s:80 direct: %s; lan->host:8082: %s", s.Name, e.addr["a1"], direct, viaHost)
+			wantDirect := s.Name == "docker" // 20.10 has no protection; dnft's default is Docker 28's
+			if direct.OK != wantDirect || !viaHost.OK || viaHost.Seen != harness.LANAddr4 {
+				t.Errorf("%s: direct %s (want ok=%v), via host %s (want ok from %s)", s.Name, direct, wantDirect, viaHost, harness.LANAddr4)
+			}
+		}
+	})
+
 	if path := os.Getenv("DNFT_TWIN_IPTABLES_SAVE"); path != "" {
 		out, err := dk.IptablesSave(ctx)
 		if err != nil {
