@@ -2,6 +2,8 @@ package integration_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -13,25 +15,41 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// crashRuns is the number of killed publications (DNFT_CRASH_RUNS
-// overrides it).
+// crashRuns is the number of publications killed at a random moment
+// (DNFT_CRASH_RUNS overrides it; it must be positive).
 func crashRuns(t *testing.T) int {
 	if s := os.Getenv("DNFT_CRASH_RUNS"); s != "" {
 		n, err := strconv.Atoi(s)
 		require.NoError(t, err)
 		return n
 	}
-	return 200
+	return 100
 }
 
+// tracedRuns is the number of publications killed at each moment of
+// their batch send.
+const tracedRuns = 4
+
+// tracedAttempts bounds the runs spent on landing a kill inside the
+// batch's sendmsg.
+const tracedAttempts = 20
+
 // TestCrashSafety: a dnft process publishing 1,000 bindings in one batch
-// is killed with SIGKILL at a random moment of its life; the namespace is
-// always exactly as before the command or exactly as after it (`nft -s
-// list ruleset` compared with both snapshots; the sequence numbers in
-// element comments, which differ between two publications, are blanked).
+// is killed with SIGKILL; the namespace is always exactly as before the
+// command or exactly as after it (`nft -s list ruleset` compared with
+// both snapshots; the sequence numbers in element comments, which differ
+// between two publications, are blanked). The kills land at the three
+// moments that matter, found by tracing the process's system calls: as
+// it starts the sendmsg(2) carrying its batch (must leave the state
+// before), while the kernel processes that batch (either), and when the
+// call has returned but the answer is unread (must leave the state
+// after); and at random moments of the process's life. Both outcomes must
+// occur.
 func TestCrashSafety(t *testing.T) {
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
 	ns := harness.Scratch(t)
+	bin := dnftBinary(t)
 	mustCLI(ctx, t, ns, "init", "--ip-forward")
 	mustCLI(ctx, t, ns, "network", "create", "n", "--bridge", "br-n", "--subnet", "172.18.0.0/16")
 	fw := openFirewall(ctx, t, ns)
@@ -46,35 +64,92 @@ func TestCrashSafety(t *testing.T) {
 
 	before := list()
 	start := time.Now()
-	out, err := exec.CommandContext(ctx, dnftBinary(t), publish...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, bin, publish...).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	full := time.Since(start)
 	after := list()
 	require.NotEqual(t, before, after)
 	undo()
 	require.Equal(t, before, list())
-	t.Logf("a full publication of 1,000 bindings takes %s; killing at random within %s", full.Round(time.Millisecond), (full * 11 / 10).Round(time.Millisecond))
 
+	outcomes := map[string]int{} // "before" and "after": the state a kill left
+	// outcome reads the state a killed run left, which must be one of the
+	// two, and goes back to the state before.
+	outcome := func(what string) string {
+		t.Helper()
+		switch got := list(); got {
+		case before:
+			outcomes["before"]++
+			return "before"
+		case after:
+			outcomes["after"]++
+			undo()
+			return "after"
+		default:
+			require.Failf(t, "mixed state", "%s: the ruleset is neither the one before nor the one after:\n%s", what, got)
+			return ""
+		}
+	}
+
+	// Kills at the three moments of the batch send. Kills during the send
+	// come a random part of the call's duration (measured by the kills
+	// after it) after its start; a short delay can also win the race with
+	// the call's start. They go on until one has landed inside the call
+	// with the batch committed (the call never returned, the state is the
+	// one after), or tracedAttempts runs.
 	rng := rand.New(rand.NewPCG(7, 7))
-	var nBefore, nAfter int
+	var call time.Duration // the longest batch sendmsg seen
+	for _, m := range []killMoment{killBeforeSend, killAfterSend, killDuringSend} {
+		seen := map[string]int{}
+		inside := false
+		for i := 0; i < tracedRuns || (m == killDuringSend && !inside && i < tracedAttempts); i++ {
+			var delay time.Duration
+			if m == killDuringSend {
+				delay = time.Duration(rng.Int64N(int64(call) + 1))
+			}
+			tr, err := tracedKill(bin, publish, m, delay)
+			if errors.Is(err, errTraceUnsupported) {
+				t.Skip(err)
+			}
+			require.NoError(t, err, "%s", tr.output)
+			require.True(t, tr.reached, "killed %s: the process sent no batch:\n%s", m, tr.output)
+			call = max(call, tr.call)
+			got := outcome(fmt.Sprintf("killed %s, run %d", m, i))
+			switch m {
+			case killBeforeSend:
+				require.Equal(t, "before", got, "run %d: killed before its batch was sent", i)
+			case killAfterSend:
+				require.Equal(t, "after", got, "run %d: killed after its batch was committed", i)
+				require.True(t, tr.returned)
+			case killDuringSend:
+				switch {
+				case tr.returned:
+					got += ", the call had returned"
+				case got == "after":
+					got += ", killed inside the call"
+					inside = true
+				}
+			}
+			seen[got]++
+		}
+		t.Logf("killed %s: %v (the batch's sendmsg takes up to %s)", m, seen, call.Round(time.Microsecond))
+		if m == killDuringSend {
+			require.True(t, inside, "no kill landed while the kernel had the batch: %v", seen)
+		}
+	}
+
 	runs := crashRuns(t)
+	require.Positive(t, runs, "DNFT_CRASH_RUNS")
+	seen := map[string]int{}
 	for i := range runs {
-		cmd := exec.CommandContext(ctx, dnftBinary(t), publish...)
+		cmd := exec.CommandContext(ctx, bin, publish...)
 		require.NoError(t, cmd.Start())
 		time.Sleep(time.Duration(rng.Int64N(int64(full * 11 / 10))))
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		switch got := list(); got {
-		case before:
-			nBefore++
-		case after:
-			nAfter++
-			undo()
-		default:
-			require.Failf(t, "mixed state", "run %d: the ruleset is neither the one before nor the one after:\n%s", i, got)
-		}
+		seen[outcome("killed at random, run "+strconv.Itoa(i))]++
 	}
-	t.Logf("%d runs: %d left the state before, %d after, none in between", runs, nBefore, nAfter)
-	require.Equal(t, runs, nBefore+nAfter)
-	_ = context.Canceled
+	t.Logf("killed at random moments within %s (a full run): %v", (full * 11 / 10).Round(time.Millisecond), seen)
+	require.Positive(t, outcomes["before"], "no kill left the state before: %v", outcomes)
+	require.Positive(t, outcomes["after"], "no kill left the state after: %v", outcomes)
 }

@@ -1,0 +1,32 @@
+//go:build !(linux && amd64)
+
+package integration_test
+
+import (
+	"errors"
+	"time"
+)
+
+// errTraceUnsupported: the system call tracing of tracedKill reads amd64
+// registers.
+var errTraceUnsupported = errors.New("tracing the batch send needs linux/amd64")
+
+type killMoment int
+
+const (
+	killBeforeSend killMoment = iota
+	killDuringSend
+	killAfterSend
+)
+
+func (m killMoment) String() string { return "" }
+
+type traced struct {
+	reached, returned bool
+	call              time.Duration
+	output            string
+}
+
+func tracedKill(string, []string, killMoment, time.Duration) (traced, error) {
+	return traced{}, errTraceUnsupported
+}
