@@ -72,10 +72,8 @@ func BenchmarkMemory(b *testing.B) {
 	for _, p := range procs {
 		b.Run(fmt.Sprintf("bindings=%d/%s", n, strings.ReplaceAll(p.label, " ", "")), func(b *testing.B) {
 			cell(b, func(b *testing.B) []Result {
-				r := Result{Workload: "process-hwm", Backend: p.label, Param: "bindings", Size: n, Unit: "KiB"}
 				if _, err := os.Stat(GNUTime); err != nil {
-					r.Skipped = "not measured: needs GNU time at " + GNUTime + " (apt-get install time)"
-					return []Result{r}
+					b.Fatalf("needs GNU time at %s (apt-get install time): %v", GNUTime, err)
 				}
 				ctx := context.Background()
 				var ns *harness.NS
