@@ -2,13 +2,16 @@ package dnft
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/dnft/dnft/test/harness"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // TestNamespaceLock: Firewalls on one namespace, whatever path names it,
@@ -47,21 +50,29 @@ func TestNamespaceLock(t *testing.T) {
 	require.NoError(t, err, "another namespace is not locked")
 	u3()
 
-	got := make(chan time.Time, 1)
+	// A waiter that is blocked in flock(2) on the held lock (the kernel
+	// lists it in /proc/locks) does not get it until the holder releases
+	// it.
+	got := make(chan error, 1)
 	go func() {
 		u, err := b.lk.lock(ctx, true)
-		got <- time.Now()
+		got <- err
 		if err == nil {
 			u()
 		}
 	}()
-	time.Sleep(30 * time.Millisecond)
-	released := time.Now()
+	require.Eventually(t, func() bool { return flockWaiters(t, a.lk.path) > 0 }, time.Minute, time.Millisecond,
+		"the waiter never blocked on the lock")
+	select {
+	case err := <-got:
+		t.Fatalf("the waiter got the lock while it was held exclusively (err %v)", err)
+	default:
+	}
 	unlock()
 	select {
-	case at := <-got:
-		require.True(t, !at.Before(released), "the waiter got the lock only after the release")
-	case <-time.After(2 * time.Second):
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(time.Minute):
 		t.Fatal("waiter never got the lock")
 	}
 
@@ -71,4 +82,24 @@ func TestNamespaceLock(t *testing.T) {
 	require.NoError(t, err, "shared locks coexist")
 	s1()
 	s2()
+}
+
+// flockWaiters counts the flock(2) requests blocked on the file at path,
+// as /proc/locks lists them ("->" lines with the file's device and
+// inode).
+func flockWaiters(t *testing.T, path string) int {
+	t.Helper()
+	var st unix.Stat_t
+	require.NoError(t, unix.Stat(path, &st))
+	id := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	b, err := os.ReadFile("/proc/locks")
+	require.NoError(t, err)
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 6 && f[1] == "->" && f[2] == "FLOCK" && f[6] == id {
+			n++
+		}
+	}
+	return n
 }

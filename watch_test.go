@@ -18,7 +18,7 @@ import (
 // returns nil when its context ends.
 func TestWatchLibrary(t *testing.T) {
 	ns := harness.Scratch(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	fw, err := Open(ctx, ns.Path())
 	require.NoError(t, err)
@@ -52,14 +52,20 @@ func TestWatchLibrary(t *testing.T) {
 	go func() {
 		done <- fw.Watch(wctx, WatchOptions{Logf: logf, Ready: func() { close(ready) }})
 	}()
-	<-ready
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Watch returned before it was ready: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("Watch never became ready")
+	}
 	require.True(t, logged("not initialized"))
 
 	require.NoError(t, op.Init(ctx, DaemonConfig{UserlandProxy: true, IPForward: true}))
 	require.NoError(t, op.CreateNetwork(ctx, NetworkConfig{Name: "n", Bridge: "br-n", Subnet4: netip.MustParsePrefix("10.1.0.0/24"), ICC: true, Masquerade: true}))
 	g, err := op.conn.Generation(ctx)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return logged(fmt.Sprintf("(generation %d): no drift", g)) }, time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return logged(fmt.Sprintf("(generation %d): no drift", g)) }, time.Minute, 5*time.Millisecond,
 		"the last change was checked")
 	require.Positive(t, checks())
 	before, err := ns.Run(ctx, "nft", "-s", "list", "ruleset")
@@ -69,14 +75,14 @@ func TestWatchLibrary(t *testing.T) {
 	require.Eventually(t, func() bool {
 		now, err := ns.Run(ctx, "nft", "-s", "list", "ruleset")
 		return err == nil && now == before
-	}, time.Second, 5*time.Millisecond)
+	}, time.Minute, 5*time.Millisecond, "the flushed ruleset was not restored")
 	require.True(t, logged("repaired 1 finding(s)"))
 
 	stop()
 	select {
 	case err := <-done:
 		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("Watch did not return after its context ended")
 	}
 }

@@ -35,9 +35,12 @@ func TestMonitor(t *testing.T) {
 	}
 	var batches []batch
 	var cur batch
+	// Receive has no timeout of its own: closing the monitor ends a wait
+	// for notifications that never come.
+	deadline := time.AfterFunc(time.Minute, func() { m.Close() })
 	for len(batches) < 2 {
 		evs, err := m.Receive()
-		require.NoError(t, err)
+		require.NoError(t, err, "notifications so far: %+v", batches)
 		for _, e := range evs {
 			if e.Gen != 0 {
 				cur.gen = e
@@ -56,6 +59,7 @@ func TestMonitor(t *testing.T) {
 	require.Equal(t, []string{"ip other"}, batches[1].tables)
 	require.Equal(t, gen+1, batches[1].gen.Gen)
 	require.Equal(t, "nft", batches[1].gen.Proc)
+	require.True(t, deadline.Stop(), "the monitor was closed by the deadline")
 
 	done := make(chan error, 1)
 	go func() { _, err := m.Receive(); done <- err }()
@@ -64,7 +68,7 @@ func TestMonitor(t *testing.T) {
 	select {
 	case err := <-done:
 		require.Error(t, err)
-	case <-time.After(2 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("Receive did not return after Close")
 	}
 }

@@ -56,9 +56,11 @@ func TestPrintError(t *testing.T) {
 	assert.Equal(t, "dnft: invalid ipv6 \"true\": r1\ndnft: invalid userland-proxy \"false\": r2\n", b.String())
 }
 
-// TestUsageErrors covers command lines that fail before any namespace is
-// opened, so they need no privileges.
+// TestUsageErrors covers command lines that are refused before any
+// kernel change (they run without privileges too; as root they are aimed
+// at a scratch namespace, see refusalNetns).
 func TestUsageErrors(t *testing.T) {
+	withNetns := refusalNetns(t)
 	for _, tc := range []struct {
 		args      []string
 		want      string
@@ -94,7 +96,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--netns", "/nonexistent/netns", "network", "ls"}, `"/nonexistent/netns"`, false},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			code, stdout, stderr := runCLI(tc.args...)
+			code, stdout, stderr := runCLI(withNetns(tc.args)...)
 			assert.Equal(t, 2, code, "stderr: %s", stderr)
 			assert.Empty(t, stdout)
 			assert.True(t, strings.HasPrefix(stderr, "dnft: "), "stderr: %q", stderr)

@@ -48,9 +48,10 @@ func TestParsePublish(t *testing.T) {
 	}
 }
 
-// TestIngressUsageErrors covers command lines that fail before any
-// namespace is opened.
+// TestIngressUsageErrors covers command lines that are refused before
+// any kernel change (see refusalNetns).
 func TestIngressUsageErrors(t *testing.T) {
+	withNetns := refusalNetns(t)
 	for _, tc := range []struct {
 		args      []string
 		want      string
@@ -69,7 +70,7 @@ func TestIngressUsageErrors(t *testing.T) {
 		{[]string{"--netns", "dnft-cli-does-not-exist", "ingress", "ls"}, `invalid netns`, false},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			code, stdout, stderr := runCLI(tc.args...)
+			code, stdout, stderr := runCLI(withNetns(tc.args)...)
 			assert.Equal(t, 2, code, "stderr: %s", stderr)
 			assert.Empty(t, stdout)
 			assert.Contains(t, stderr, tc.want)

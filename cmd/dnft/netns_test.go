@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -15,6 +16,33 @@ import (
 
 	"github.com/dnft/dnft/test/harness"
 )
+
+// refusalNetns is for tests of command lines that must be refused before
+// they reach the kernel: as root it returns a scratch namespace and the
+// function that adds "--netns NAME" to a command line that names none,
+// and registers a check that the namespace's ruleset is still empty at the
+// end, so that a command that wrongly went on touches only that
+// namespace, and is caught. Without root it returns no namespace and
+// leaves command lines as they are (the kernel refuses such a process any
+// change anyway).
+func refusalNetns(t *testing.T) func(args []string) []string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return func(args []string) []string { return args }
+	}
+	ns := harness.Scratch(t).Name
+	t.Cleanup(func() {
+		assert.Empty(t, strings.TrimSpace(ruleset(t, ns)), "a refused command line changed the ruleset")
+	})
+	return func(args []string) []string {
+		for _, a := range args {
+			if a == "--netns" || strings.HasPrefix(a, "--netns=") {
+				return args
+			}
+		}
+		return append([]string{"--netns", ns}, args...)
+	}
+}
 
 // nsExec runs a command inside the namespace and returns its stdout.
 func nsExec(t *testing.T, ns string, args ...string) string {

@@ -52,9 +52,10 @@ func TestPortOutput(t *testing.T) {
 	assert.Equal(t, "[]\n", b.String())
 }
 
-// TestPortUsageErrors: command lines refused before any namespace is
-// opened (no privileges needed).
+// TestPortUsageErrors: command lines refused before any kernel change
+// (see refusalNetns).
 func TestPortUsageErrors(t *testing.T) {
+	withNetns := refusalNetns(t)
 	for _, tc := range []struct {
 		args      []string
 		want      string
@@ -71,7 +72,7 @@ func TestPortUsageErrors(t *testing.T) {
 		{[]string{"port", "unpublish", "a", "172.18.0.2", "-p", "80/icmp"}, `invalid port spec "80/icmp": unknown proto "icmp"`, false},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			code, stdout, stderr := runCLI(tc.args...)
+			code, stdout, stderr := runCLI(withNetns(tc.args)...)
 			assert.Equal(t, 2, code, "stderr: %s", stderr)
 			assert.Empty(t, stdout)
 			assert.Contains(t, stderr, tc.want)

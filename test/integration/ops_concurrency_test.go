@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -40,9 +41,11 @@ const (
 	stressSubnet = "172.18.0.0/16"
 )
 
-// stressWorker runs n random operations, each as its own dnft process,
-// for the container address c, and returns what each reported.
-func stressWorker(ctx context.Context, t *testing.T, ns *harness.NS, c string, seed uint64, n int) []opResult {
+// stressWorker runs n random operations, each as its own dnft process
+// (the binary bin), for the container address c, and returns what each
+// reported; an error for an operation that failed otherwise than by a
+// refusal (exit 2). It runs on its own goroutine: no testing.T.
+func stressWorker(ctx context.Context, bin string, ns *harness.NS, c string, seed uint64, n int) ([]opResult, error) {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	out := make([]opResult, 0, n)
 	for range n {
@@ -61,14 +64,17 @@ func stressWorker(ctx context.Context, t *testing.T, ns *harness.NS, c string, s
 		default:
 			r, args = opResult{kind: "ingress-"}, []string{"ingress", "unpublish", "-p", fmt.Sprintf("%d/tcp", ingressPort)}
 		}
-		res := dnftCLI(ctx, t, ns, "", args...)
+		res, err := runDNFT(ctx, bin, ns, "", args...)
+		if err != nil {
+			return out, err
+		}
 		r.ok = res.code == 0
 		if !r.ok && res.code != 2 {
-			t.Errorf("dnft %v: exit %d (only refusals, exit 2, are expected): %s", args, res.code, res.stderr)
+			return out, fmt.Errorf("dnft %v: exit %d (only refusals, exit 2, are expected): %s", args, res.code, res.stderr)
 		}
 		out = append(out, r)
 	}
-	return out
+	return out, nil
 }
 
 // TestConcurrentProcesses: two processes run random publish and unpublish
@@ -87,16 +93,19 @@ func TestConcurrentProcesses(t *testing.T) {
 	n := concurrencyOps(t)
 	containers := []string{"172.18.0.2", "172.18.0.3"}
 	results := make([][]opResult, len(containers))
+	errs := make([]error, len(containers))
+	bin := dnftBinary(t)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i, c := range containers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = stressWorker(ctx, t, ns, c, uint64(i+1), n)
+			results[i], errs[i] = stressWorker(ctx, bin, ns, c, uint64(i+1), n)
 		}()
 	}
 	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
 	took := time.Since(start)
 	t.Logf("%d processes x %d operations in %s (%.1f ms per operation)", len(containers), n, took.Round(time.Millisecond),
 		float64(took.Milliseconds())/float64(n))

@@ -103,10 +103,12 @@ func TestCheckRepair(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			d.do(ctx, t, h)
 			if d.lanFails {
-				require.False(t, topo.LAN.TCP(ctx, addrPort(harness.LANHostAddr4, 8080)).OK, "the damage breaks the published port")
+				r := topo.LAN.TCP(ctx, addrPort(harness.LANHostAddr4, 8080))
+				require.True(t, r.Blocked(), "the damage breaks the published port: %v", r)
 			}
 			if d.inetFails {
-				require.False(t, topo.Containers["c1"].TCP(ctx, addrPort(harness.InternetAddr4, harness.EchoPort)).OK, "the damage breaks masquerade")
+				r := topo.Containers["c1"].TCP(ctx, addrPort(harness.InternetAddr4, harness.EchoPort))
+				require.True(t, r.Blocked(), "the damage breaks masquerade: %v", r)
 			}
 			var withState, repairState []string
 			if d.userLost {
@@ -161,6 +163,12 @@ func (l *lockedBuf) String() string {
 	return l.b.String()
 }
 
+// eventWait bounds the wait for something a running process does in
+// response to an event (a watch noticing a change, repairing it): long,
+// because it only matters when the machine is loaded; how fast it
+// happens is measured in benchmarks, not asserted here.
+const eventWait = time.Minute
+
 // waitFor polls cond every 5 ms until it holds or the limit passes.
 func waitFor(limit time.Duration, cond func() bool) bool {
 	for end := time.Now().Add(limit); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
@@ -171,8 +179,8 @@ func waitFor(limit time.Duration, cond func() bool) bool {
 	return cond()
 }
 
-// TestWatch: a running dnft watch restores dnft's tables within a second
-// of each damage; changes by the operator (DOCKER-USER) and by other dnft
+// TestWatch: a running dnft watch restores dnft's tables after each
+// damage; changes by the operator (DOCKER-USER) and by other dnft
 // commands are not drift and are kept; SIGTERM stops it with exit 0.
 func TestWatch(t *testing.T) {
 	ctx := testContext(t)
@@ -189,16 +197,16 @@ func TestWatch(t *testing.T) {
 			_ = cmd.Wait()
 		}
 	})
-	require.True(t, waitFor(5*time.Second, func() bool { return strings.Contains(logs.String(), "watching") }), "watch did not start: %s", logs.String())
+	require.True(t, waitFor(eventWait, func() bool { return strings.Contains(logs.String(), "watching") }), "watch did not start: %s", logs.String())
 	checks := func() int { return strings.Count(logs.String(), "no drift") }
 
 	// Not drift: an operator's rule, another dnft command's port.
 	n := checks()
 	mustNft(ctx, t, h, "add rule ip dnft DOCKER-USER ip saddr 198.51.100.67 counter drop")
-	require.True(t, waitFor(time.Second, func() bool { return checks() > n }), "the change was not checked: %s", logs.String())
+	require.True(t, waitFor(eventWait, func() bool { return checks() > n }), "the change was not checked: %s", logs.String())
 	n = checks()
 	mustCLI(ctx, t, h, "port", "publish", "bridge", "172.17.0.2", "-p", "8081:80")
-	require.True(t, waitFor(time.Second, func() bool { return checks() > n }), "the change was not checked: %s", logs.String())
+	require.True(t, waitFor(eventWait, func() bool { return checks() > n }), "the change was not checked: %s", logs.String())
 	before := statelessRuleset(ctx, t, h)
 	require.Contains(t, before, "198.51.100.67")
 	require.NotContains(t, logs.String(), "drift:")
@@ -207,12 +215,12 @@ func TestWatch(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			d.do(ctx, t, h)
 			start := time.Now()
-			restored := waitFor(time.Second, func() bool {
+			restored := waitFor(eventWait, func() bool {
 				out, err := h.Run(ctx, "nft", "-s", "list", "ruleset")
 				return err == nil && out == before
 			})
 			took := time.Since(start)
-			require.True(t, restored, "not restored within 1 s; watch log:\n%s\nruleset:\n%s", logs.String(), statelessRuleset(ctx, t, h))
+			require.True(t, restored, "not restored; watch log:\n%s\nruleset:\n%s", logs.String(), statelessRuleset(ctx, t, h))
 			t.Logf("restored %s after the damage (as polled)", took.Round(time.Millisecond))
 			requireFlows(ctx, t, topo)
 			require.True(t, topo.LAN.TCP(ctx, addrPort(harness.LANHostAddr4, 8081)).OK, "the other command's port is kept")
@@ -221,15 +229,15 @@ func TestWatch(t *testing.T) {
 	// dnft reset is not undone; restoring the state afterwards is kept.
 	n = checks()
 	mustCLI(ctx, t, h, "reset")
-	require.True(t, waitFor(time.Second, func() bool { return strings.Contains(logs.String(), "nothing to restore") }), "%s", logs.String())
+	require.True(t, waitFor(eventWait, func() bool { return strings.Contains(logs.String(), "nothing to restore") }), "%s", logs.String())
 	require.Equal(t, "", mustNft(ctx, t, h, "list", "tables"))
 	saved := mustCLI(ctx, t, h, "save")
 	require.Contains(t, saved, `"daemon": null`)
 	r := dnftCLI(ctx, t, h, "", "restore", state)
 	require.Zero(t, r.code, r.stderr)
-	require.True(t, waitFor(time.Second, func() bool { return checks() > n }), "%s", logs.String())
+	require.True(t, waitFor(eventWait, func() bool { return checks() > n }), "%s", logs.String())
 	mustNft(ctx, t, h, "flush", "ruleset")
-	require.True(t, waitFor(time.Second, func() bool {
+	require.True(t, waitFor(eventWait, func() bool {
 		out, err := h.Run(ctx, "nft", "list", "tables")
 		return err == nil && strings.Contains(out, "table ip dnft")
 	}), "%s", logs.String())

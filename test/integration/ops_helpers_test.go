@@ -71,10 +71,11 @@ type cliResult struct {
 	code           int
 }
 
-// dnftCLI runs the dnft command on the namespace ns with stdin.
-func dnftCLI(ctx context.Context, t *testing.T, ns *harness.NS, stdin string, args ...string) cliResult {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, dnftBinary(t), append([]string{"--netns", ns.Path()}, args...)...)
+// runDNFT runs the dnft binary bin on the namespace ns with stdin. The
+// error is set only when the command could not be run at all. It calls
+// no testing.T method, so goroutines may use it.
+func runDNFT(ctx context.Context, bin string, ns *harness.NS, stdin string, args ...string) (cliResult, error) {
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--netns", ns.Path()}, args...)...)
 	var o, e bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewBufferString(stdin), &o, &e
 	err := cmd.Run()
@@ -84,8 +85,16 @@ func dnftCLI(ctx context.Context, t *testing.T, ns *harness.NS, stdin string, ar
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	case err != nil:
-		t.Fatalf("dnft %v: %v", args, err)
+		return r, fmt.Errorf("dnft %v: %w", args, err)
 	}
+	return r, nil
+}
+
+// dnftCLI runs the dnft command on the namespace ns with stdin.
+func dnftCLI(ctx context.Context, t *testing.T, ns *harness.NS, stdin string, args ...string) cliResult {
+	t.Helper()
+	r, err := runDNFT(ctx, dnftBinary(t), ns, stdin, args...)
+	require.NoError(t, err)
 	return r
 }
 

@@ -23,34 +23,57 @@ type udpFlow struct {
 	to netip.AddrPort
 }
 
-func newUDPFlow(t *testing.T, from *harness.NS, to netip.AddrPort) *udpFlow {
+// answerWait bounds the wait for an answer that must come.
+const answerWait = 30 * time.Second
+
+func newUDPFlow(t *testing.T, from *harness.NS, srcPort uint16, to netip.AddrPort) *udpFlow {
 	t.Helper()
 	var c *net.UDPConn
 	require.NoError(t, from.Do(func() error {
 		var err error
 		// Unconnected, so that ICMP port unreachable errors are ignored.
-		c, err = net.ListenUDP("udp4", &net.UDPAddr{Port: 40123})
+		c, err = net.ListenUDP("udp4", &net.UDPAddr{Port: int(srcPort)})
 		return err
 	}))
 	t.Cleanup(func() { c.Close() })
 	return &udpFlow{c: c, to: to}
 }
 
-// exchange sends up to three datagrams, each followed by a short wait for
-// an answer, and returns the first answer ("" if none came).
-func (f *udpFlow) exchange(t *testing.T) string {
+// send sends one datagram.
+func (f *udpFlow) send(t *testing.T) {
+	t.Helper()
+	_, err := f.c.WriteToUDPAddrPort([]byte("ping\n"), f.to)
+	require.NoError(t, err)
+}
+
+// answer sends a datagram every 200 ms until one is answered and returns
+// the answer, or "" after answerWait. Use it for flows that must be
+// answered; that a flow is not answered is shown by a control flow that
+// is (see hitsFrom).
+func (f *udpFlow) answer(t *testing.T) string {
 	t.Helper()
 	buf := make([]byte, 512)
-	for range 3 {
-		_, err := f.c.WriteToUDPAddrPort([]byte("ping\n"), f.to)
-		require.NoError(t, err)
-		require.NoError(t, f.c.SetReadDeadline(time.Now().Add(300*time.Millisecond)))
+	for end := time.Now().Add(answerWait); time.Now().Before(end); {
+		f.send(t)
+		require.NoError(t, f.c.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
 		n, _, err := f.c.ReadFromUDPAddrPort(buf)
 		if err == nil {
 			return strings.TrimSpace(string(buf[:n]))
 		}
 	}
 	return ""
+}
+
+// hitsFrom counts the datagrams that the namespace's UDP echo servers got
+// from src (address and port).
+func hitsFrom(ns *harness.NS, src netip.AddrPort) int {
+	n := 0
+	for _, h := range ns.Hits() {
+		if h.Proto == "udp" && h.From == src {
+			n++
+		}
+	}
+	return n
 }
 
 // conntrackCount counts the host's UDP conntrack entries matching args
@@ -68,24 +91,19 @@ func conntrackCount(ctx context.Context, t *testing.T, ns *harness.NS, args ...s
 	return n
 }
 
-func udpHits(ns *harness.NS, port uint16) int {
-	n := 0
-	for _, h := range ns.Hits() {
-		if h.Proto == "udp" && h.Port == port {
-			n++
-		}
-	}
-	return n
-}
-
 // TestConntrackUDPFlow: a UDP "flow" from the LAN to a host port, started
 // before the port is published (its datagrams went to the host and were
 // refused there, but left a conntrack entry), reaches the container once
 // the port is published, and stops reaching it once it is unpublished: dnft
 // deletes the conntrack entries to the published UDP host port, as Docker
 // does. On the iptables reference, which leaves conntrack alone, the
-// stale entry keeps the flow away from the container. Publishing also
-// deletes the entries whose original destination is the container.
+// stale entry keeps the flow away from the container while a new flow
+// gets through. Publishing also deletes the entries whose original
+// destination is the container.
+//
+// That a flow does not reach the container is shown by a control flow
+// sent after it through the same path that does: once the control's
+// answer is back, the container's server has no datagram of the flow.
 func TestConntrackUDPFlow(t *testing.T) {
 	harness.RequireRoot(t)
 	ctx := testContext(t)
@@ -99,22 +117,26 @@ func TestConntrackUDPFlow(t *testing.T) {
 	fw := programDNFT(ctx, t, sc, dn)
 	p := programReference(ctx, t, sc, ref)
 	hostPort := netip.AddrPortFrom(harness.LANHostAddr4, 8080)
+	ctlPort := netip.AddrPortFrom(harness.LANHostAddr4, 8081)
 	b := reference.Bind(portmap.UDP, "", 8080, "172.18.0.2", 80)
+	ctl := reference.Bind(portmap.UDP, "", 8081, "172.18.0.2", 80) // for control flows
+	const oldPort, newPort, ctlSrc = 40123, 40124, 40125
+	oldSrc := netip.AddrPortFrom(harness.LANAddr4, oldPort)
 
 	flows := map[string]*udpFlow{}
 	for _, tc := range []struct {
 		name    string
 		topo    *harness.Topology
 		publish func() error
-		want    string
 	}{
-		{"dnft", dn, func() error { return fw.Publish(ctx, "a", []portmap.Binding{b}) }, "192.0.2.2"},
-		{"reference", ref, func() error { return p.Publish(ctx, "a", []portmap.Binding{b}) }, ""},
+		{"dnft", dn, func() error { return fw.Publish(ctx, "a", []portmap.Binding{b, ctl}) }},
+		{"reference", ref, func() error { return p.Publish(ctx, "a", []portmap.Binding{b, ctl}) }},
 	} {
-		flow := newUDPFlow(t, tc.topo.LAN, hostPort)
+		flow := newUDPFlow(t, tc.topo.LAN, oldPort, hostPort)
 		flows[tc.name] = flow
-		require.Empty(t, flow.exchange(t), "%s: nothing answers on the host before publishing", tc.name)
-		require.Equal(t, 1, conntrackCount(ctx, t, tc.topo.Host, "--orig-port-dst", "8080"), "%s: the flow has a conntrack entry", tc.name)
+		flow.send(t) // refused by the host: nothing is published yet
+		require.Eventually(t, func() bool { return conntrackCount(ctx, t, tc.topo.Host, "--orig-port-dst", "8080") == 1 },
+			answerWait, 10*time.Millisecond, "%s: the flow has a conntrack entry", tc.name)
 		// The host talks to the container directly: an entry whose
 		// original destination is the container.
 		r := tc.topo.Host.UDP(ctx, netip.AddrPortFrom(ip("172.18.0.2"), 80))
@@ -122,17 +144,28 @@ func TestConntrackUDPFlow(t *testing.T) {
 		require.Equal(t, 1, conntrackCount(ctx, t, tc.topo.Host, "--orig-dst", "172.18.0.2"), tc.name)
 
 		require.NoError(t, tc.publish(), tc.name)
-		require.Equal(t, tc.want, flow.exchange(t), "%s: the flow after publishing", tc.name)
-		if tc.name == "dnft" {
+		c1 := tc.topo.Containers["c1"]
+		switch tc.name {
+		case "dnft":
+			require.Equal(t, "192.0.2.2", flow.answer(t), "dnft: the flow reaches the container after publishing")
 			require.Equal(t, 0, conntrackCount(ctx, t, tc.topo.Host, "--orig-dst", "172.18.0.2"), "entries to the container are deleted")
+		case "reference":
+			flow.send(t)
+			fresh := newUDPFlow(t, tc.topo.LAN, newPort, hostPort)
+			require.Equal(t, "192.0.2.2", fresh.answer(t), "reference: a new flow reaches the container (control)")
+			require.Zero(t, hitsFrom(c1, oldSrc), "reference: the stale entry keeps the old flow away")
 		}
 	}
 
-	// Unpublishing: the flow, now DNATed to the container, stops reaching it.
+	// Unpublishing: the flow, now DNATed to the container, stops reaching
+	// it; the control flow to the other published port still does.
 	c1 := dn.Containers["c1"]
-	require.NotZero(t, udpHits(c1, 80))
+	control := newUDPFlow(t, dn.LAN, ctlSrc, ctlPort)
+	require.Equal(t, "192.0.2.2", control.answer(t), "control flow before unpublish")
+	hits := hitsFrom(c1, oldSrc) // every datagram the flow sent so far has arrived
+	require.NotZero(t, hits)
 	require.NoError(t, fw.Unpublish(ctx, "a", []portmap.Binding{b}))
-	hits := udpHits(c1, 80)
-	require.Empty(t, flows["dnft"].exchange(t), "the flow stops reaching the container after unpublish")
-	require.Equal(t, hits, udpHits(c1, 80), "no datagram reached the container after unpublish")
+	flows["dnft"].send(t)
+	require.Equal(t, "192.0.2.2", control.answer(t), "control flow after unpublish")
+	require.Equal(t, hits, hitsFrom(c1, oldSrc), "no datagram of the flow reached the container after unpublish")
 }

@@ -81,11 +81,17 @@ type sctpSeen struct {
 	checksumOK       bool
 }
 
-// recvSCTP returns the SCTP packets the raw socket receives within wait.
-func recvSCTP(fd int, wait time.Duration) []sctpSeen {
-	var out []sctpSeen
+// packetWait bounds the wait for a packet that must arrive.
+const packetWait = 30 * time.Second
+
+// recvSCTPUntil returns the SCTP packets the raw socket receives, in
+// order, up to and including the first one from source port last,
+// waiting up to packetWait for it; ok says whether it came. A packet that
+// was sent earlier through the same path is in the list if it arrived at
+// all, so the list also shows what did not arrive.
+func recvSCTPUntil(fd int, last uint16) (out []sctpSeen, ok bool) {
 	buf := make([]byte, 2048)
-	for end := time.Now().Add(wait); time.Now().Before(end); {
+	for end := time.Now().Add(packetWait); time.Now().Before(end); {
 		n, _, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
 			continue // EAGAIN after SO_RCVTIMEO
@@ -96,15 +102,19 @@ func recvSCTP(fd int, wait time.Duration) []sctpSeen {
 			continue
 		}
 		s := p[ihl:]
-		out = append(out, sctpSeen{
+		seen := sctpSeen{
 			src:        netip.AddrFrom4([4]byte(p[12:16])),
 			dst:        netip.AddrFrom4([4]byte(p[16:20])),
 			srcPort:    binary.BigEndian.Uint16(s[0:]),
 			dstPort:    binary.BigEndian.Uint16(s[2:]),
 			checksumOK: sctpChecksumOK(s),
-		})
+		}
+		out = append(out, seen)
+		if seen.srcPort == last {
+			return out, true
+		}
 	}
-	return out
+	return out, false
 }
 
 // elementPackets reads the packet counter of one element of a set or map
@@ -123,9 +133,9 @@ func elementPackets(t *testing.T, topo *harness.Topology, kind, set, key string)
 
 // TestSCTP: the harness has no SCTP sockets, so SCTP publishing is
 // checked with crafted INIT packets sent from the LAN with a raw socket:
-// before publishing none reaches the container; after publishing
-// 9999/sctp to the container's 5000, each INIT to the host's port is
-// DNATed (the container's raw socket sees it for its address and port
+// one sent before publishing never reaches the container; after
+// publishing 9999/sctp to the container's 5000, each INIT to the host's
+// port is DNATed (the container's raw socket sees it for its address and port
 // 5000, with a valid checksum) and counted by the binding's dnat-any and
 // published elements; the iptables reference delivers the same packets.
 func TestSCTP(t *testing.T) {
@@ -166,8 +176,8 @@ func TestSCTP(t *testing.T) {
 			ctrSock := rawSCTP(t, tc.topo.Containers["c1"])
 			srcPort := uint16(41000 + i)
 
+			// Before publishing, nothing DNATs the INIT.
 			sendSCTP(t, lan, harness.LANHostAddr4, sctpInit(srcPort, 9999, 0x1234567))
-			require.Empty(t, recvSCTP(ctrSock, 300*time.Millisecond), "nothing reaches the container before publishing")
 
 			require.NoError(t, tc.publish())
 			var dnat, pub uint64
@@ -175,21 +185,27 @@ func TestSCTP(t *testing.T) {
 				dnat = elementPackets(t, tc.topo, "map", portmap.MapDNATAny, "sctp . 9999")
 				pub = elementPackets(t, tc.topo, "set", "published", "172.18.0.2 . sctp . 5000")
 			}
-			// A new association (another source port): conntrack's entry of
-			// the first INIT has no DNAT.
-			srcPort += 100
-			sendSCTP(t, lan, harness.LANHostAddr4, sctpInit(srcPort, 9999, 0x7654321))
-			seen := recvSCTP(ctrSock, 500*time.Millisecond)
-			require.Len(t, seen, 1, "the INIT reaches the container once")
-			require.Equal(t, sctpSeen{src: harness.LANAddr4, dst: c1, srcPort: srcPort, dstPort: 5000, checksumOK: true}, seen[0])
+			// New associations (other source ports; conntrack's entry of the
+			// first INIT has no DNAT): each reaches the container once, and
+			// the first INIT never did, since the raw socket would have
+			// queued it before them.
+			second, third := srcPort+100, srcPort+200
+			sendSCTP(t, lan, harness.LANHostAddr4, sctpInit(second, 9999, 0x7654321))
+			sendSCTP(t, lan, harness.LANHostAddr4, sctpInit(third, 9999, 0x7654322))
+			seen, ok := recvSCTPUntil(ctrSock, third)
+			require.True(t, ok, "the INITs did not reach the container; seen: %v", seen)
+			require.Equal(t, []sctpSeen{
+				{src: harness.LANAddr4, dst: c1, srcPort: second, dstPort: 5000, checksumOK: true},
+				{src: harness.LANAddr4, dst: c1, srcPort: third, dstPort: 5000, checksumOK: true},
+			}, seen, "the INITs sent after publishing, once each, and nothing before")
 
 			if tc.name == "dnft" {
-				require.Equal(t, dnat+1, elementPackets(t, tc.topo, "map", portmap.MapDNATAny, "sctp . 9999"), "dnat-any element counter")
-				require.Equal(t, pub+1, elementPackets(t, tc.topo, "set", "published", "172.18.0.2 . sctp . 5000"), "published element counter")
+				require.Equal(t, dnat+2, elementPackets(t, tc.topo, "map", portmap.MapDNATAny, "sctp . 9999"), "dnat-any element counter")
+				require.Equal(t, pub+2, elementPackets(t, tc.topo, "set", "published", "172.18.0.2 . sctp . 5000"), "published element counter")
 				ports, err := fw.Ports(ctx)
 				require.NoError(t, err)
 				require.Len(t, ports, 1)
-				require.Equal(t, dnat+1, ports[0].Packets, "Ports reports the DNAT counter")
+				require.Equal(t, dnat+2, ports[0].Packets, "Ports reports the DNAT counter")
 			}
 		})
 	}
