@@ -69,11 +69,18 @@ func (f *Follower) Close() error {
 func (f *Follower) Firewall() *dnft.Firewall { return f.fw }
 
 // Daemon returns the dnft daemon configuration that the options map to.
+// With --ip-forward (and without --ip-forward-no-drop) the forward chain
+// drops what no rule accepts, as dockerd's iptables FORWARD policy does
+// after dockerd turned forwarding on; dnft leaves the forwarding sysctl
+// itself to dockerd, which sets it with or without iptables.
 func (f *Follower) Daemon() dnft.DaemonConfig {
+	drop := f.opt.IPForward && !f.opt.IPForwardNoDrop
 	return dnft.DaemonConfig{
 		UserlandProxy:      f.opt.UserlandProxy,
 		IPv6:               f.opt.IPv6,
 		AllowDirectRouting: f.opt.AllowDirectRouting,
+		ForwardDrop4:       drop,
+		ForwardDrop6:       drop && f.opt.IPv6,
 	}
 }
 

@@ -24,7 +24,10 @@ type Options struct {
 	UserlandProxy bool
 	// IPForward is dockerd's --ip-forward (default true): dockerd turns
 	// IP forwarding on and, with its own iptables, sets the FORWARD
-	// policy to drop. dnft leaves the sysctl to dockerd.
+	// policy to drop; dnft's forward chain then drops what no rule
+	// accepts. dnft leaves the sysctl to dockerd. (dockerd sets the drop
+	// policy only when forwarding was off before it started: on a host
+	// that forwarded already, use IPForwardNoDrop.)
 	IPForward bool
 	// IPForwardNoDrop is dockerd's --ip-forward-no-drop: keep the
 	// FORWARD policy accept.

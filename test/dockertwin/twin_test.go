@@ -16,14 +16,7 @@ import (
 // knownDiffs are the probes where dnft docker may still differ from
 // dockerd 20.10's own iptables, with the reason. A difference anywhere
 // else fails the test.
-var knownDiffs = map[string]string{
-	"lan->container direct, unpublished port": forwardDrop,
-	"lan->internet (routed, not Docker's)":    forwardDrop,
-}
-
-// forwardDrop explains the differences that the FORWARD drop policy
-// (issue #12) removes.
-const forwardDrop = "dockerd sets the FORWARD policy to drop when it turns IP forwarding on; the library's drop policy comes with issue #12"
+var knownDiffs = map[string]string{}
 
 // TestTwin is the end-to-end proof that `dnft docker` makes a dockerd
 // started with --iptables=false (no iptables binary on its PATH) behave
