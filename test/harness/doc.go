@@ -54,9 +54,16 @@
 //     skips a test otherwise, and fails it when the CI environment variable
 //     is set.
 //   - The harness never changes the namespace it is started in. All
-//     namespaces are removed by the cleanup that [New] registers, also when
-//     the test fails; a process killed with SIGKILL leaves them behind
-//     (`ip netns list | grep ^dnft-` finds them).
+//     namespaces are removed by the cleanup that [New] (or [Scratch])
+//     registers, also when the test fails; a process that is killed (a
+//     test binary past its -timeout, SIGKILL) leaves them behind, and
+//     [Sweep] (`go run ./test/harness/sweep`) removes those whose process
+//     is gone. Creations and removals from any number of processes are
+//     serialised by an flock on /run/dnft-harness/netns.lock, which also
+//     holds the owner record of each namespace.
+//   - One helper per job: [NewNS] and [Scratch] create a bare namespace,
+//     [RequireRoot] checks privileges and tools, [Build] builds a
+//     binary, [Unmet] checks a matrix against expectations.
 //   - New namespaces inherit the IPv4 settings of the initial namespace
 //     (with the default net.core.devconf_inherit_init_net=0), so a host
 //     with rp_filter=1 or ip_forward=1 would leak into the test. The harness therefore sets every
