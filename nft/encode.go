@@ -183,6 +183,9 @@ func encodeMatch(fam Family, m Match) ([]expr.Any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if m.Wildcard {
+			b = []byte(m.Name)
+		}
 		key := expr.MetaKeyIIFNAME
 		if m.Dir == Out {
 			key = expr.MetaKeyOIFNAME
@@ -218,7 +221,7 @@ func encodeMatch(fam Family, m Match) ([]expr.Any, error) {
 		out := loadKey(fam, m.Fields)
 		return append(out, &expr.Lookup{SourceRegister: 1, SetName: m.Set, Invert: m.Neg}), nil
 	}
-	return nil, fmt.Errorf("unknown match %T", m)
+	return encodeFilterMatch(fam, m)
 }
 
 func encodePrefix(fam Family, m Prefix) ([]expr.Any, error) {
@@ -311,7 +314,7 @@ func encodeAction(fam Family, a Action) ([]expr.Any, error) {
 			&expr.NAT{Type: expr.NATTypeDestNAT, Family: nfproto, RegAddrMin: 1, RegProtoMin: reg(addrRegs)})
 		return out, nil
 	}
-	return nil, fmt.Errorf("unknown action %T", a)
+	return encodeFilterAction(fam, a)
 }
 
 // encodeRule turns a rule into expressions: matches, a counter, the action.

@@ -191,11 +191,14 @@ const (
 	Out                // output interface / destination address
 )
 
-// IfName matches the input (In) or output (Out) interface name.
+// IfName matches the input (In) or output (Out) interface name; with
+// Wildcard, every name that starts with Name (iptables' "docker+",
+// nft's "docker*").
 type IfName struct {
-	Dir  Dir
-	Name string
-	Neg  bool
+	Dir      Dir
+	Name     string
+	Neg      bool
+	Wildcard bool
 }
 
 // Prefix matches the source (In) or destination (Out) address against a

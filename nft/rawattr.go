@@ -158,3 +158,51 @@ func sameAttrs(name string, a, b []byte, top bool) error {
 
 // nlaTypeMask strips NLA_F_NESTED and NLA_F_NET_BYTEORDER from a type.
 const nlaTypeMask = ^uint16(unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
+
+// widenCtDirection rewrites the one-byte NFTA_CT_DIRECTION the kernel
+// dumps (NLA_U8) as the four big-endian bytes google/nftables v0.3.0
+// reads and writes. The kernel reads the first byte of what it is given,
+// so the two mean the same only for direction 0 (original); a reply
+// direction is refused.
+func widenCtDirection(data []byte) ([]byte, error) {
+	attrs, err := parseAttrs(data)
+	if err != nil {
+		return nil, err
+	}
+	changed := false
+	for i, a := range attrs {
+		if a.typ != unix.NFTA_CT_DIRECTION || len(a.data) != 1 {
+			continue
+		}
+		if a.data[0] != 0 {
+			return nil, fmt.Errorf("ct reply direction: google/nftables v0.3.0 would write it as the original direction")
+		}
+		attrs[i].data, changed = make([]byte, 4), true
+	}
+	if !changed {
+		return data, nil
+	}
+	var out []byte
+	for _, a := range attrs {
+		out = appendAttr(out, a.typ, a.data)
+	}
+	return out, nil
+}
+
+// exprBytes encodes an expression from its name and data payload.
+func exprBytes(name string, data []byte) ([]byte, error) {
+	out := appendAttr(nil, unix.NFTA_EXPR_NAME, append([]byte(name), 0))
+	return appendAttr(out, unix.NLA_F_NESTED|unix.NFTA_EXPR_DATA, data), nil
+}
+
+// appendAttr appends one netlink attribute, padded to 4 bytes.
+func appendAttr(b []byte, typ uint16, data []byte) []byte {
+	l := unix.NLA_HDRLEN + len(data)
+	b = binary.NativeEndian.AppendUint16(b, uint16(l))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = append(b, data...)
+	for len(b)%unix.NLA_ALIGNTO != 0 {
+		b = append(b, 0)
+	}
+	return b
+}

@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
@@ -29,6 +31,17 @@ type RawRule struct {
 	Exprs []byte
 	// Comment is the rule's comment ("" for none).
 	Comment string
+	// Sets are the anonymous sets the rule looks up, in the order of its
+	// lookups, which name them "__set0", "__set1", ... (see [AnonSet]).
+	Sets []AnonSet
+	// Packets and Bytes are the values of the rule's counter when it was
+	// read back; they are not part of the rule and are not programmed.
+	Packets, Bytes uint64
+	// Insert and Position say where a rule is added: appended (neither),
+	// added after the rule with handle Position, inserted at the top
+	// (Insert), or inserted before the rule with handle Position.
+	Insert   bool
+	Position uint64
 }
 
 // RawRuleError says why a rule cannot be kept as a [RawRule].
@@ -61,8 +74,34 @@ func (e *RawRuleError) Error() string {
 // netlink attributes (an expression kind it does not know, which it would
 // silently drop, or one it decodes lossily), or whose userdata holds more
 // than a comment, is refused with a *RawRuleError rather than returned
-// changed.
+// changed. The anonymous sets the rules look up are read with them.
 func (c *Conn) ReadRawRules(ctx context.Context, f Family, chain string) (rules []RawRule, ok bool, err error) {
+	read, ok, err := c.ReadChainRules(ctx, f, chain)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	for _, r := range read {
+		if r.Err != nil {
+			return nil, true, r.Err
+		}
+		rules = append(rules, r.RawRule)
+	}
+	return rules, true, nil
+}
+
+// ChainRule is one rule as [Conn.ReadChainRules] read it: the raw rule,
+// or, for a rule that cannot be kept as one, Err (a *RawRuleError) with
+// only Handle, Comment and the counter values of RawRule set.
+type ChainRule struct {
+	RawRule
+	Err error
+}
+
+// ReadChainRules reads the rules of one chain of dnft's table like
+// [Conn.ReadRawRules], but a rule that cannot be kept as a raw rule is
+// returned with its error instead of failing the read: views list every
+// rule. ok is false when the chain does not exist.
+func (c *Conn) ReadChainRules(ctx context.Context, f Family, chain string) (rules []ChainRule, ok bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
@@ -102,18 +141,23 @@ func (c *Conn) ReadRawRules(ctx context.Context, f Family, chain string) (rules 
 		if len(m.Data) < 4 {
 			continue
 		}
-		r, err := decodeRawRule(f, m.Data[4:])
+		r, err := decodeRawRule(f, m.Data[4:], c.anonSet)
 		var re *RawRuleError
-		if errors.As(err, &re) {
-			return nil, true, err // it names the chain and the rule
-		}
-		if err != nil {
+		switch {
+		case errors.As(err, &re):
+			if r.Chain != chain {
+				continue
+			}
+			rules = append(rules, ChainRule{RawRule: RawRule{Family: f, Chain: r.Chain, Handle: r.Handle,
+				Comment: r.Comment, Packets: r.Packets, Bytes: r.Bytes}, Err: err})
+			continue
+		case err != nil:
 			return nil, true, fmt.Errorf("%s chain %s: %w", f, chain, err)
 		}
 		if r.Chain != chain {
 			continue // some kernels dump every chain (google/nftables#114)
 		}
-		rules = append(rules, r)
+		rules = append(rules, ChainRule{RawRule: r})
 	}
 	return rules, true, nil
 }
@@ -144,8 +188,34 @@ func (c *Conn) chainExists(f Family, chain string) (bool, error) {
 	return true, nil
 }
 
-// decodeRawRule decodes one NEWRULE message body and canonicalizes it.
-func decodeRawRule(f Family, b []byte) (RawRule, error) {
+// anonSet reads an anonymous set of dnft's table (c.mu held).
+func (c *Conn) anonSet(f Family, name string) (AnonSet, error) {
+	ls, err := c.nc.GetSetByName(table(f), name)
+	if err != nil {
+		return AnonSet{}, c.readErr("read set "+name, err)
+	}
+	if !ls.Anonymous || ls.IsMap || ls.Concatenation {
+		return AnonSet{}, fmt.Errorf("set %s is not an anonymous set", name)
+	}
+	elems, err := c.nc.GetSetElements(ls)
+	if err != nil {
+		return AnonSet{}, c.readErr("read elements of "+name, err)
+	}
+	s := AnonSet{KeyType: ls.KeyType.GetNFTMagic(), KeyLen: ls.KeyType.Bytes, Interval: ls.Interval}
+	for _, e := range elems {
+		if len(e.Val) != 0 || e.VerdictData != nil {
+			return AnonSet{}, fmt.Errorf("set %s has data", name)
+		}
+		s.Elements = append(s.Elements, AnonElement{Key: e.Key, End: e.IntervalEnd})
+	}
+	sortElements(s.Elements)
+	return s, nil
+}
+
+// decodeRawRule decodes one NEWRULE message body and canonicalizes it;
+// anon reads the anonymous sets its lookups name (nil: refuse them). On
+// a *RawRuleError the chain, handle, comment and counter are still set.
+func decodeRawRule(f Family, b []byte, anon func(Family, string) (AnonSet, error)) (RawRule, error) {
 	r := RawRule{Family: f}
 	var raw, ud []byte
 	ad, err := netlink.NewAttributeDecoder(b)
@@ -153,6 +223,7 @@ func decodeRawRule(f Family, b []byte) (RawRule, error) {
 		return r, err
 	}
 	ad.ByteOrder = binary.BigEndian
+	compat := false
 	for ad.Next() {
 		switch ad.Type() {
 		case unix.NFTA_RULE_CHAIN:
@@ -164,18 +235,31 @@ func decodeRawRule(f Family, b []byte) (RawRule, error) {
 		case unix.NFTA_RULE_USERDATA:
 			ud = ad.Bytes()
 		case unix.NFTA_RULE_COMPAT:
-			return r, &RawRuleError{Family: f, Chain: r.Chain, Handle: r.Handle, Reason: "has iptables compat data (NFTA_RULE_COMPAT), which dnft cannot reproduce"}
+			compat = true
 		}
 	}
 	if err := ad.Err(); err != nil {
 		return r, err
 	}
-	comment, err := ruleComment(ud)
-	if err != nil {
-		return r, &RawRuleError{Family: f, Chain: r.Chain, Handle: r.Handle, Reason: err.Error()}
-	}
+	r.Packets, r.Bytes = rawCounter(raw)
+	comment, cerr := ruleComment(ud)
 	r.Comment = comment
-	r.Exprs, err = CanonicalExprs(f, raw)
+	switch {
+	case compat:
+		return r, &RawRuleError{Family: f, Chain: r.Chain, Handle: r.Handle, Reason: "has iptables compat data (NFTA_RULE_COMPAT), which dnft cannot reproduce"}
+	case cerr != nil:
+		if s, ok := userdata.GetString(ud, userdata.TypeComment); ok {
+			r.Comment = s
+		}
+		return r, &RawRuleError{Family: f, Chain: r.Chain, Handle: r.Handle, Reason: cerr.Error()}
+	}
+	exprs, err := decodeExprs(f, raw, anon != nil)
+	if err == nil && anon != nil {
+		r.Sets, err = readAnonSets(f, exprs, anon)
+	}
+	if err == nil {
+		r.Exprs, err = encodeExprs(f, exprs)
+	}
 	if err != nil {
 		var re *RawRuleError
 		if errors.As(err, &re) {
@@ -184,6 +268,104 @@ func decodeRawRule(f Family, b []byte) (RawRule, error) {
 		return r, err
 	}
 	return r, nil
+}
+
+// rawCounter returns the values of the first counter expression of an
+// expression list (zero when it has none or cannot be read).
+func rawCounter(raw []byte) (packets, bytes uint64) {
+	elems, err := parseAttrs(raw)
+	if err != nil {
+		return 0, 0
+	}
+	for _, el := range elems {
+		name, data, err := exprNameData(el.data)
+		if err != nil || name != "counter" {
+			continue
+		}
+		var c expr.Counter
+		if expr.Unmarshal(0, data, &c) == nil {
+			return c.Packets, c.Bytes
+		}
+	}
+	return 0, 0
+}
+
+// readAnonSets reads the anonymous sets that exprs look up, in order, and
+// renames the lookups to the canonical "__set<i>" (with no set ID).
+func readAnonSets(f Family, exprs []expr.Any, anon func(Family, string) (AnonSet, error)) ([]AnonSet, error) {
+	var sets []AnonSet
+	for i, e := range exprs {
+		l, ok := e.(*expr.Lookup)
+		if !ok || anonymousSet(l) == "" {
+			continue
+		}
+		s, err := anon(f, l.SetName)
+		if err != nil {
+			return nil, rawErr(f, i+1, "anonymous set %s: %v", l.SetName, err)
+		}
+		sets = append(sets, s)
+		l.SetName, l.SetID = anonName(len(sets)-1), 0
+	}
+	return sets, nil
+}
+
+// CanonicalRule checks a raw rule given whole (from a file): its
+// expressions as [CanonicalExprs] does, its lookups of anonymous sets,
+// which must be "__set0", "__set1", ... in order and match r.Sets, and
+// its sets (elements sorted). It returns the rule in canonical form.
+func CanonicalRule(r RawRule) (RawRule, error) {
+	exprs, err := decodeExprs(r.Family, r.Exprs, true)
+	if err != nil {
+		return r, err
+	}
+	n := 0
+	for i, e := range exprs {
+		l, ok := e.(*expr.Lookup)
+		if !ok || anonymousSet(l) == "" {
+			continue
+		}
+		if l.SetName != anonName(n) || n >= len(r.Sets) {
+			return r, rawErr(r.Family, i+1, "looks up %s: anonymous sets must be named __set0, __set1, ... in order, one per entry of sets", l.SetName)
+		}
+		l.SetID = 0
+		n++
+	}
+	if n != len(r.Sets) {
+		return r, rawErr(r.Family, 0, "has %d anonymous sets but looks up %d", len(r.Sets), n)
+	}
+	out := r
+	out.Sets = nil
+	for i, s := range r.Sets {
+		if s.KeyLen == 0 || s.KeyLen > 64 || len(s.Elements) == 0 {
+			return r, rawErr(r.Family, 0, "anonymous set %d: key length %d, %d elements", i, s.KeyLen, len(s.Elements))
+		}
+		if _, ok := datatypeOf(s.KeyType, s.KeyLen); !ok {
+			return r, rawErr(r.Family, 0, "anonymous set %d: unsupported key type %d", i, s.KeyType)
+		}
+		c := AnonSet{KeyType: s.KeyType, KeyLen: s.KeyLen, Interval: s.Interval}
+		for _, e := range s.Elements {
+			if len(e.Key) != int(s.KeyLen) || e.End && !s.Interval {
+				return r, rawErr(r.Family, 0, "anonymous set %d: bad element %x", i, e.Key)
+			}
+			c.Elements = append(c.Elements, AnonElement{Key: slices.Clone(e.Key), End: e.End})
+		}
+		sortElements(c.Elements)
+		out.Sets = append(out.Sets, c)
+	}
+	out.Exprs, err = encodeExprs(r.Family, exprs)
+	return out, err
+}
+
+// datatypeOf returns the google/nftables datatype of an anonymous set's
+// key: the types operators' rules use.
+func datatypeOf(magic, l uint32) (nftables.SetDatatype, bool) {
+	for _, dt := range []nftables.SetDatatype{nftables.TypeInetService, nftables.TypeIPAddr, nftables.TypeIP6Addr,
+		nftables.TypeInetProto, nftables.TypeIFName, nftables.TypeMark, nftables.TypeICMPType, nftables.TypeICMP6Type} {
+		if dt.GetNFTMagic() == magic && dt.Bytes == l {
+			return dt, true
+		}
+	}
+	return nftables.SetDatatype{}, false
 }
 
 // ruleComment returns the comment of rule userdata, refusing anything
@@ -208,22 +390,24 @@ func ruleComment(ud []byte) (string, error) {
 // and counter values are not differences. Canonical payloads are their
 // own canonical form.
 func CanonicalExprs(f Family, raw []byte) ([]byte, error) {
-	exprs, err := decodeExprs(f, raw)
+	exprs, err := decodeExprs(f, raw, false)
 	if err != nil {
 		return nil, err
 	}
 	return encodeExprs(f, exprs)
 }
 
-// rawExprs decodes a canonical payload into expressions to add.
-func rawExprs(f Family, raw []byte) ([]expr.Any, error) { return decodeExprs(f, raw) }
+// rawExprs decodes a canonical payload into expressions to add; its
+// anonymous sets are the rule's.
+func rawExprs(f Family, raw []byte) ([]expr.Any, error) { return decodeExprs(f, raw, true) }
 
 func rawErr(f Family, i int, format string, args ...any) error {
 	return &RawRuleError{Family: f, Expr: i, Reason: fmt.Sprintf(format, args...)}
 }
 
-// decodeExprs decodes and checks every expression of a payload.
-func decodeExprs(f Family, raw []byte) ([]expr.Any, error) {
+// decodeExprs decodes and checks every expression of a payload; anon
+// allows lookups of anonymous sets (whose elements the caller keeps).
+func decodeExprs(f Family, raw []byte, anon bool) ([]expr.Any, error) {
 	elems, err := parseAttrs(raw)
 	if err != nil {
 		return nil, rawErr(f, 0, "bad expression list: %v", err)
@@ -241,6 +425,14 @@ func decodeExprs(f Family, raw []byte) ([]expr.Any, error) {
 		if err != nil {
 			return nil, rawErr(f, n, "%v", err)
 		}
+		if name == "ct" {
+			if data, err = widenCtDirection(data); err != nil {
+				return nil, rawErr(f, n, "%v", err)
+			}
+			if el.data, err = exprBytes(name, data); err != nil {
+				return nil, rawErr(f, n, "%v", err)
+			}
+		}
 		e := newExpr(name, data)
 		if e == nil {
 			return nil, rawErr(f, n, "expression kind %q is not supported by google/nftables v0.3.0, which would drop it: refusing to keep a changed rule", name)
@@ -257,7 +449,7 @@ func decodeExprs(f Family, raw []byte) ([]expr.Any, error) {
 			}
 			e = v
 		}
-		if set := anonymousSet(e); set != "" {
+		if set := anonymousSet(e); set != "" && !anon {
 			return nil, rawErr(f, n, "looks up the anonymous set %s (an inline { ... } list), whose elements dnft does not save: use single values or several rules", set)
 		}
 		if c, ok := e.(*expr.Counter); ok {
@@ -387,7 +579,7 @@ func newExpr(name string, data []byte) expr.Any {
 }
 
 // addRawRules queues raw rules on a library connection, after the rest
-// of a batch.
+// of a batch, each with its anonymous sets.
 func addRawRules(nc *nftables.Conn, rules []RawRule) error {
 	for i, r := range rules {
 		exprs, err := rawExprs(r.Family, r.Exprs)
@@ -395,14 +587,58 @@ func addRawRules(nc *nftables.Conn, rules []RawRule) error {
 			return fmt.Errorf("raw rule %d: %w", i+1, err)
 		}
 		t := table(r.Family)
+		if err := addAnonSets(nc, t, r, exprs); err != nil {
+			return fmt.Errorf("raw rule %d: %w", i+1, err)
+		}
 		lr := &nftables.Rule{Table: t, Chain: &nftables.Chain{Name: r.Chain, Table: t}, Exprs: exprs}
+		lr.Position = r.Position
 		if r.Comment != "" {
 			if len(r.Comment) > maxCommentLen {
 				return fmt.Errorf("raw rule %d: comment of %d bytes exceeds %d", i+1, len(r.Comment), maxCommentLen)
 			}
 			lr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.Comment)
 		}
-		nc.AddRule(lr)
+		if r.Insert {
+			nc.InsertRule(lr)
+		} else {
+			nc.AddRule(lr)
+		}
+	}
+	return nil
+}
+
+// addAnonSets creates the anonymous sets of a raw rule and points its
+// lookups ("__set<i>") at them.
+func addAnonSets(nc *nftables.Conn, t *nftables.Table, r RawRule, exprs []expr.Any) error {
+	var made []*nftables.Set
+	for i, s := range r.Sets {
+		dt, ok := datatypeOf(s.KeyType, s.KeyLen)
+		if !ok {
+			return fmt.Errorf("anonymous set %d: unsupported key type %d", i, s.KeyType)
+		}
+		ls := &nftables.Set{Table: t, Anonymous: true, Constant: true, Interval: s.Interval, KeyType: dt}
+		if dt.Name == nftables.TypeIFName.Name {
+			ls.KeyByteOrder = binaryutil.NativeEndian
+		}
+		var elems []nftables.SetElement
+		for _, e := range s.Elements {
+			elems = append(elems, nftables.SetElement{Key: slices.Clone(e.Key), IntervalEnd: e.End})
+		}
+		if err := nc.AddSet(ls, elems); err != nil {
+			return fmt.Errorf("anonymous set %d: %w", i, err)
+		}
+		made = append(made, ls)
+	}
+	for _, e := range exprs {
+		l, ok := e.(*expr.Lookup)
+		if !ok || anonymousSet(l) == "" {
+			continue
+		}
+		var i int
+		if _, err := fmt.Sscanf(l.SetName, "__set%d", &i); err != nil || i < 0 || i >= len(made) {
+			return fmt.Errorf("looks up %s, which the rule does not define", l.SetName)
+		}
+		l.SetName, l.SetID = made[i].Name, made[i].ID
 	}
 	return nil
 }
@@ -433,7 +669,9 @@ func (r RawRule) References() (RawRefs, error) {
 				out.Chains = append(out.Chains, e.Chain)
 			}
 		case *expr.Lookup:
-			out.Sets = append(out.Sets, e.SetName)
+			if anonymousSet(e) == "" {
+				out.Sets = append(out.Sets, e.SetName)
+			}
 		case *expr.Dynset:
 			out.Sets = append(out.Sets, e.SetName)
 		case *expr.Objref:

@@ -39,7 +39,8 @@ func TestRawRules(t *testing.T) {
 		{rule: `ip dscp cs1 accept`},
 		{rule: `log prefix "dropped " drop`},
 		{rule: `ct mark set 0x00000001`, refused: `decodes expression "ct" lossily`},
-		{rule: `tcp dport { 80, 443 } accept`, refused: "anonymous set"},
+		{rule: `tcp dport { 80, 443 } accept`},
+		{rule: `udp sport != { 53, 1000-2000 } counter drop`},
 		{rule: `socket transparent 1 accept`, refused: `kind "socket" is not supported`},
 		{rule: `rt mtu 1500 accept`, refused: `kind "rt" is not supported`},
 		{rule: `tcp flags syn / syn,ack tcp option maxseg size set 1400`, refused: `"exthdr" lossily`},
@@ -64,9 +65,10 @@ func TestRawRules(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, ok)
 			require.Len(t, rules, 1)
-			canon, err := CanonicalExprs(IPv4, rules[0].Exprs)
+			canon, err := CanonicalRule(rules[0])
 			require.NoError(t, err)
-			require.Equal(t, rules[0].Exprs, canon, "canonical form is stable")
+			require.Equal(t, rules[0].Exprs, canon.Exprs, "canonical form is stable")
+			require.Equal(t, rules[0].Sets, canon.Sets, "canonical sets are stable")
 
 			d, err := Open(ctx, dst)
 			require.NoError(t, err)
