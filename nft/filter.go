@@ -88,7 +88,7 @@ type ICMPType struct {
 	Neg     bool
 }
 
-func (L4Proto) isMatch()      {}
+func (L4Proto) isMatch()    {}
 func (PortRange) isMatch()  {}
 func (PortSet) isMatch()    {}
 func (AddrRange) isMatch()  {}
