@@ -39,6 +39,7 @@ type Names struct {
 	hosts     map[netip.Addr]string
 	networks  map[netip.Addr]string
 	services  map[servKey]string
+	servPorts map[servName]uint16
 	protocols map[uint8]string
 	protoNums map[string]uint8
 }
@@ -46,6 +47,10 @@ type Names struct {
 type servKey struct {
 	port  uint16
 	proto string
+}
+
+type servName struct {
+	name, proto string
 }
 
 // Default paths of the files that [SystemNames] reads.
@@ -177,7 +182,7 @@ func inetNetwork(s string) (netip.Addr, bool) {
 // aliases...". The first entry for a port and protocol wins.
 func (n *Names) ReadServices(r io.Reader) error {
 	if n.services == nil {
-		n.services = map[servKey]string{}
+		n.services, n.servPorts = map[servKey]string{}, map[servName]uint16{}
 	}
 	return scanLines(r, func(f []string) {
 		if len(f) < 2 {
@@ -194,6 +199,11 @@ func (n *Names) ReadServices(r io.Reader) error {
 		k := servKey{uint16(port), proto}
 		if _, ok := n.services[k]; !ok {
 			n.services[k] = f[0]
+		}
+		for _, name := range append([]string{f[0]}, f[2:]...) {
+			if _, ok := n.servPorts[servName{name, proto}]; !ok {
+				n.servPorts[servName{name, proto}] = uint16(port)
+			}
 		}
 	})
 }
@@ -247,6 +257,16 @@ func (n *Names) Service(port uint16, proto string) (string, bool) {
 	}
 	s, ok := n.services[servKey{port, proto}]
 	return s, ok
+}
+
+// ServicePort returns the port of a service name or alias for a protocol
+// (getservbyname): the first entry of the services file that has it.
+func (n *Names) ServicePort(name, proto string) (uint16, bool) {
+	if n == nil {
+		return 0, false
+	}
+	p, ok := n.servPorts[servName{name, proto}]
+	return p, ok
 }
 
 // Protocol returns the name that getprotobynumber gives a protocol.

@@ -29,6 +29,7 @@ var matchOpts = map[string]map[string]int{
 		"--ctstatus": 1, "--ctexpire": 1, "--ctdir": 1,
 	},
 	"state":   {"--state": 1},
+	"iprange": {"--src-range": 1, "--dst-range": 1},
 	"comment": {"--comment": 1},
 	"mark":    {"--mark": 1},
 	"icmp":    {"--icmp-type": 1},

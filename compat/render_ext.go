@@ -190,6 +190,18 @@ func matchText(f Family, r *Rule, m Match, numeric bool, names *Names) string {
 		return s
 	case "conntrack", "state":
 		return conntrackText(f, opts, numeric, names)
+	case "iprange":
+		var s string
+		for _, k := range []struct{ opt, label string }{{"--src-range", " source IP range"}, {"--dst-range", " destination IP range"}} {
+			if o, ok := find(opts, k.opt); ok {
+				s += k.label
+				if o.inv {
+					s += " !"
+				}
+				s += " " + first(o)
+			}
+		}
+		return s
 	case "comment":
 		return " /* " + first(opts0(opts)) + " */"
 	case "mark":
