@@ -111,7 +111,7 @@ func (fw *Firewall) readUser(ctx context.Context, fams []nft.Family) ([]UserRule
 		case ok:
 			user[f] = nil
 			for _, r := range rules {
-				out = append(out, UserRule{Family: f, Expr: r.Exprs, Comment: r.Comment})
+				out = append(out, UserRule{Family: f, Expr: r.Exprs, Sets: r.Sets, Comment: r.Comment})
 			}
 		}
 	}
@@ -569,7 +569,7 @@ func allUser(s State, user userChains) bool {
 
 // userRules returns the DOCKER-USER rules to program with want: its own,
 // or, when it has none (nil), those the kernel holds now for want's
-// families.
+// families (Docker's RETURN for a family without DOCKER-USER yet).
 func (fw *Firewall) userRules(ctx context.Context, want State) ([]nft.RawRule, error) {
 	if want.Daemon == nil {
 		return nil, nil
@@ -577,14 +577,22 @@ func (fw *Firewall) userRules(ctx context.Context, want State) ([]nft.RawRule, e
 	var out []nft.RawRule
 	if want.DockerUser != nil {
 		for _, r := range want.DockerUser {
-			out = append(out, nft.RawRule{Family: r.Family, Chain: chains.DockerUser, Exprs: r.Expr, Comment: r.Comment})
+			out = append(out, nft.RawRule{Family: r.Family, Chain: chains.DockerUser, Exprs: r.Expr, Sets: r.Sets, Comment: r.Comment})
 		}
 		return out, nil
 	}
 	for _, f := range want.Daemon.Families() {
-		rules, _, err := fw.conn.ReadRawRules(ctx, f, chains.DockerUser)
+		rules, ok, err := fw.conn.ReadRawRules(ctx, f, chains.DockerUser)
 		if err != nil {
 			return nil, fmt.Errorf("keep %s rules: %w", chains.DockerUser, err)
+		}
+		if !ok {
+			// A new DOCKER-USER holds Docker's RETURN, as after init.
+			r, err := nft.EncodeUserRule(chains.UserReturn(f))
+			if err != nil {
+				return nil, err
+			}
+			rules = []nft.RawRule{r}
 		}
 		out = append(out, rules...)
 	}
@@ -700,7 +708,7 @@ func sameDaemonConfig(a, b DaemonConfig) bool {
 
 func sameUserRules(a, b []UserRule) bool {
 	return slices.EqualFunc(a, b, func(x, y UserRule) bool {
-		return x.Family == y.Family && x.Comment == y.Comment && string(x.Expr) == string(y.Expr)
+		return x.Family == y.Family && x.Comment == y.Comment && string(x.Expr) == string(y.Expr) && sameSets(x.Sets, y.Sets)
 	})
 }
 
@@ -1010,7 +1018,7 @@ func (fw *Firewall) planUser(ctx context.Context, tx *nft.Tx, d DaemonConfig, cu
 			tx.DeleteRule(f, chains.DockerUser, r.Handle)
 		}
 		for _, r := range wr {
-			raw = append(raw, nft.RawRule{Family: f, Chain: chains.DockerUser, Exprs: r.Expr, Comment: r.Comment})
+			raw = append(raw, nft.RawRule{Family: f, Chain: chains.DockerUser, Exprs: r.Expr, Sets: r.Sets, Comment: r.Comment})
 		}
 		p.DockerUser = append(p.DockerUser, f)
 	}

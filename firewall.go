@@ -352,6 +352,7 @@ func (fw *Firewall) initialize(ctx context.Context, d DaemonConfig) ([]string, e
 	}
 	tx := &nft.Tx{}
 	chains.Init(tx, d)
+	chains.InitUser(tx, d)
 	portmap.Init(tx, d)
 	if err := fw.commit(ctx, tx, nil); err != nil {
 		return nil, fmt.Errorf("init: %w", err)

@@ -2,7 +2,6 @@ package dnft
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,13 +39,17 @@ type State struct {
 }
 
 // UserRule is one DOCKER-USER rule, kept as its netlink encoding so that
-// it is re-created exactly, whatever it does.
+// it is re-created exactly, whatever it does. [ParseUserRule] makes one
+// from iptables or nft text.
 type UserRule struct {
 	// Family is nft.IPv4 or nft.IPv6.
 	Family nft.Family
 	// Expr is the rule's NFTA_RULE_EXPRESSIONS payload in canonical form
-	// (see [nft.CanonicalExprs]).
+	// (see [nft.CanonicalRule]).
 	Expr []byte
+	// Sets are the anonymous sets (inline { ... } lists) the rule looks
+	// up, as "__set0", "__set1", ... in Expr.
+	Sets []nft.AnonSet
 	// Comment is the rule's comment.
 	Comment string
 	// NFT is the rule as `nft list` prints it, for people; it may be
@@ -230,11 +233,11 @@ func validUserRules(d DaemonConfig, in []UserRule) ([]UserRule, error) {
 		case len(r.Comment) > 250 || strings.ContainsRune(r.Comment, 0):
 			return nil, &FieldError{Field: path + ".comment", Value: r.Comment, Reason: "must be at most 250 bytes, without NUL"}
 		}
-		canon, err := nft.CanonicalExprs(r.Family, r.Expr)
+		canon, err := nft.CanonicalRule(nft.RawRule{Family: r.Family, Exprs: r.Expr, Sets: r.Sets})
 		if err != nil {
 			return nil, &FieldError{Field: path + ".expr", Value: shorten(r.Expr), Reason: err.Error()}
 		}
-		in[i].Expr = canon
+		in[i].Expr, in[i].Sets = canon.Exprs, canon.Sets
 	}
 	// IPv4's rules first, then IPv6's, each in order.
 	out := []UserRule{}
@@ -331,11 +334,15 @@ type ingressDoc struct {
 	Seq    int64  `json:"seq,omitempty"`
 }
 
+// userRuleDoc is a DOCKER-USER rule: iptables (authoritative when set),
+// else expr (with sets), else nft (see userRuleFromDoc).
 type userRuleDoc struct {
-	Family  string `json:"family"`
-	Expr    string `json:"expr"`
-	Comment string `json:"comment,omitempty"`
-	NFT     string `json:"nft,omitempty"`
+	Family   string       `json:"family"`
+	IPTables string       `json:"iptables,omitempty"`
+	Expr     string       `json:"expr,omitempty"`
+	Sets     []anonSetDoc `json:"sets,omitempty"`
+	Comment  string       `json:"comment,omitempty"`
+	NFT      string       `json:"nft,omitempty"`
 }
 
 // Encode returns the state as an indented JSON document,
@@ -376,8 +383,7 @@ func (s State) Encode() ([]byte, error) {
 		doc.DockerUser = []userRuleDoc{}
 	}
 	for _, r := range s.DockerUser {
-		doc.DockerUser = append(doc.DockerUser, userRuleDoc{Family: r.Family.String(),
-			Expr: base64.StdEncoding.EncodeToString(r.Expr), Comment: r.Comment, NFT: r.NFT})
+		doc.DockerUser = append(doc.DockerUser, userRuleToDoc(r))
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
@@ -495,21 +501,10 @@ func (doc stateDoc) state() (State, error) {
 		s.DockerUser = []UserRule{}
 	}
 	for i, rd := range doc.DockerUser {
-		path := fmt.Sprintf("docker_user[%d]", i)
-		r := UserRule{Comment: rd.Comment, NFT: rd.NFT}
-		switch rd.Family {
-		case "ip":
-			r.Family = nft.IPv4
-		case "ip6":
-			r.Family = nft.IPv6
-		default:
-			return s, &FieldError{Field: path + ".family", Value: rd.Family, Reason: "must be ip or ip6"}
-		}
-		b, err := base64.StdEncoding.DecodeString(rd.Expr)
+		r, err := userRuleFromDoc(fmt.Sprintf("docker_user[%d]", i), rd)
 		if err != nil {
-			return s, &FieldError{Field: path + ".expr", Value: shortText(rd.Expr), Reason: "not base64: " + err.Error()}
+			return s, err
 		}
-		r.Expr = b
 		s.DockerUser = append(s.DockerUser, r)
 	}
 	return s, nil

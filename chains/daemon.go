@@ -53,6 +53,23 @@ func (d DaemonConfig) Families() []nft.Family {
 	return []nft.Family{nft.IPv4}
 }
 
+// UserReturn is the rule Docker puts in DOCKER-USER when it creates the
+// chain (`-A DOCKER-USER -j RETURN`): a counted return. It is the
+// operator's from then on, like every rule of DOCKER-USER, so rules
+// appended after it (iptables -A, nft add rule) are never reached, as
+// with Docker; insert them (iptables -I, nft insert rule).
+func UserReturn(f nft.Family) nft.Rule {
+	return nft.Rule{Family: f, Chain: DockerUser, Action: nft.Verdict{Kind: nft.Return}}
+}
+
+// InitUser adds [UserReturn] to the DOCKER-USER chain of every family:
+// what a newly created DOCKER-USER holds.
+func InitUser(tx *nft.Tx, d DaemonConfig) {
+	for _, f := range d.Families() {
+		tx.AddRule(UserReturn(f))
+	}
+}
+
 // Init adds the daemon-level objects of every family: the table, base
 // chains mirroring iptables' hooks and priorities, DOCKER-USER,
 // DOCKER-ISOLATION, nat DOCKER and the dispatch maps that per-network

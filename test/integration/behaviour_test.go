@@ -23,7 +23,7 @@ func TestDockerUser(t *testing.T) {
 	inet := netip.AddrPortFrom(harness.InternetAddr4, harness.EchoPort)
 	require.True(t, c1.TCP(ctx, inet).OK)
 
-	out, err := topo.Host.Run(ctx, "nft", "add", "rule", "ip", "dnft", "DOCKER-USER", "ip", "saddr", "172.17.0.2", "ip", "daddr", "203.0.113.2", "counter", "drop")
+	out, err := topo.Host.Run(ctx, "nft", "insert", "rule", "ip", "dnft", "DOCKER-USER", "ip", "saddr", "172.17.0.2", "ip", "daddr", "203.0.113.2", "counter", "drop")
 	require.NoError(t, err, out)
 	require.False(t, c1.TCP(ctx, inet).OK, "DOCKER-USER drop must win")
 	require.True(t, topo.Containers["c2"].TCP(ctx, inet).OK, "other traffic still flows")

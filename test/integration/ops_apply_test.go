@@ -72,7 +72,7 @@ func TestApplyDifference(t *testing.T) {
 	require.True(t, got.Networks[2].ICC)
 	require.Len(t, got.Ports, len(want.Ports))
 	require.Equal(t, 1, got.Ingress[0].Refs)
-	require.Len(t, got.DockerUser, 2)
+	require.Len(t, got.DockerUser, len(want.DockerUser))
 	findings, err := fw.Check(ctx, nil)
 	require.NoError(t, err)
 	require.Empty(t, findings)

@@ -30,7 +30,7 @@ func opsSetup(ctx context.Context, t *testing.T) (topo *harness.Topology, state 
 	mustCLI(ctx, t, h, "init")
 	mustCLI(ctx, t, h, "network", "create", "bridge", "--bridge", "docker0", "--subnet", "172.17.0.0/16")
 	mustCLI(ctx, t, h, "port", "publish", "bridge", "172.17.0.2", "-p", "8080:80")
-	mustNft(ctx, t, h, "add rule ip dnft DOCKER-USER ip saddr 198.51.100.66 counter drop comment \"operator\"")
+	mustNft(ctx, t, h, "insert rule ip dnft DOCKER-USER ip saddr 198.51.100.66 counter drop comment \"operator\"")
 	state = filepath.Join(t.TempDir(), "state.json")
 	mustCLI(ctx, t, h, "save", "-o", state)
 	return topo, state
@@ -202,7 +202,7 @@ func TestWatch(t *testing.T) {
 
 	// Not drift: an operator's rule, another dnft command's port.
 	n := checks()
-	mustNft(ctx, t, h, "add rule ip dnft DOCKER-USER ip saddr 198.51.100.67 counter drop")
+	mustNft(ctx, t, h, "insert rule ip dnft DOCKER-USER ip saddr 198.51.100.67 counter drop")
 	require.True(t, waitFor(eventWait, func() bool { return checks() > n }), "the change was not checked: %s", logs.String())
 	n = checks()
 	mustCLI(ctx, t, h, "port", "publish", "bridge", "172.17.0.2", "-p", "8081:80")

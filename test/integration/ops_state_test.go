@@ -36,7 +36,7 @@ func richState(ctx context.Context, t *testing.T) (*harness.NS, *dnft.Firewall) 
 		{"ip", "iifname \"eth9\" tcp dport 22 ct state established,related accept"},
 		{"ip6", "ip6 saddr fd00:18::2 counter reject"},
 	} {
-		out, err := ns.Run(ctx, "nft", "add rule "+r[0]+" dnft DOCKER-USER "+r[1])
+		out, err := ns.Run(ctx, "nft", "insert rule "+r[0]+" dnft DOCKER-USER "+r[1])
 		require.NoError(t, err, out)
 	}
 	return ns, fw
@@ -124,7 +124,7 @@ func TestRestoreOverOtherState(t *testing.T) {
 }
 
 // TestUnreproducibleUserRule: a DOCKER-USER rule that dnft cannot
-// re-create exactly (here an inline anonymous set) makes save refuse
+// re-create exactly (here an rt expression) makes save refuse
 // rather than save a changed rule, and repair refuse rather than lose
 // it; check and apply, which do not re-create DOCKER-USER, still work.
 func TestUnreproducibleUserRule(t *testing.T) {
@@ -132,10 +132,10 @@ func TestUnreproducibleUserRule(t *testing.T) {
 	ns, fw := scratchFirewall(ctx, t)
 	s, err := fw.Save(ctx)
 	require.NoError(t, err)
-	mustNft(ctx, t, ns, "add rule ip dnft DOCKER-USER tcp dport { 80, 443 } counter accept")
+	mustNft(ctx, t, ns, "insert rule ip dnft DOCKER-USER rt mtu 1500 counter accept")
 
 	_, err = fw.Save(ctx)
-	require.ErrorContains(t, err, "anonymous set")
+	require.ErrorContains(t, err, `"rt"`)
 	r := dnftCLI(ctx, t, ns, "", "save")
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "refusing")
@@ -149,7 +149,7 @@ func TestUnreproducibleUserRule(t *testing.T) {
 	_, err = fw.Repair(ctx, nil)
 	require.ErrorContains(t, err, "repairing would lose a DOCKER-USER rule")
 	require.Equal(t, damaged, statelessRuleset(ctx, t, ns), "nothing changes")
-	require.ErrorContains(t, fw.Restore(ctx, withUserRules(s, nil)), "anonymous set", "restore keeping DOCKER-USER refuses too")
+	require.ErrorContains(t, fw.Restore(ctx, withUserRules(s, nil)), `"rt"`, "restore keeping DOCKER-USER refuses too")
 	require.Equal(t, damaged, statelessRuleset(ctx, t, ns))
 
 	// Apply leaves DOCKER-USER alone without a docker_user list.
@@ -158,7 +158,7 @@ func TestUnreproducibleUserRule(t *testing.T) {
 	p, err := fw.Apply(ctx, s)
 	require.NoError(t, err)
 	require.Equal(t, 1, p.PortsPublished)
-	require.Contains(t, mustNft(ctx, t, ns, "list", "chain", "ip", "dnft", "DOCKER-USER"), "tcp dport { 80, 443 }")
+	require.Contains(t, mustNft(ctx, t, ns, "list", "chain", "ip", "dnft", "DOCKER-USER"), "rt mtu 1500")
 }
 
 // withUserRules returns s with DockerUser set to rules.
