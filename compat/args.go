@@ -362,6 +362,9 @@ func ParseCommand(f Family, v Variant, args []string) (cmd *Command, warn string
 	return cmd, warn, nil
 }
 
+// TableError is iptables' error for a table it does not know (exit 3).
+func TableError(f Family, v Variant, table string) *ExitError { return tableError(f, v, table) }
+
 // tableError is the error for a table iptables does not know.
 func tableError(f Family, v Variant, table string) *ExitError {
 	if v == Legacy {

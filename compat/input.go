@@ -19,6 +19,18 @@ type Input struct {
 	Networks []chains.Network
 	Bindings []portmap.Published
 	Ingress  []Ingress
+	// User holds, per family, the rules of DOCKER-USER as read from the
+	// kernel. A family without an entry shows Docker's `-j RETURN`.
+	User map[Family]UserChainRules
+}
+
+// UserChainRules are the rules of a family's DOCKER-USER in iptables'
+// form, counters included.
+type UserChainRules struct {
+	Rules []*Rule
+	// Texts are the rules as nft lists them, when a rule has no
+	// iptables form (nil otherwise).
+	Texts []string
 }
 
 // Ingress is one swarm ingress publication (CONTRACT.md §1, "ingress

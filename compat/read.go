@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dnft/dnft/chains"
 	"github.com/dnft/dnft/ingress"
@@ -16,6 +17,15 @@ import (
 type Reader interface {
 	Generation(ctx context.Context) (uint32, error)
 	ReadTable(ctx context.Context, f nft.Family) (nft.TableState, bool, error)
+	// ReadChainRules reads the operator's rules (DOCKER-USER) one by one
+	// in their netlink encoding.
+	ReadChainRules(ctx context.Context, f nft.Family, chain string) ([]nft.ChainRule, bool, error)
+}
+
+// ruleTexter gives the nft text of a chain's rules (for rules that have
+// no iptables form); *nft.Conn implements it with the nft command.
+type ruleTexter interface {
+	RuleTexts(ctx context.Context, f nft.Family, chain string) ([]string, error)
 }
 
 // readAttempts bounds the retries of a read that raced with a commit.
@@ -100,6 +110,9 @@ func readOnce(ctx context.Context, r Reader) (Input, *Kernel, error) {
 		in.Bindings = append(in.Bindings, ps...)
 	}
 	portmap.SortPublished(in.Bindings)
+	if err := readUser(ctx, r, d, &in); err != nil {
+		return in, nil, err
+	}
 	ips, err := ingress.List(ctx, snapshot{k}, d)
 	if err != nil {
 		return in, nil, fmt.Errorf("read dnft state: %w", err)
@@ -109,6 +122,38 @@ func readOnce(ctx context.Context, r Reader) (Input, *Kernel, error) {
 			GwBridge: p.GwBridge, Seq: p.Seq, Counters: IngressSources(p.Proto, p.Port.Port)})
 	}
 	return in, k, nil
+}
+
+// readUser reads the rules of DOCKER-USER of the daemon's families into
+// in.User, with the nft text of those that have no iptables form.
+func readUser(ctx context.Context, r Reader, d chains.DaemonConfig, in *Input) error {
+	for _, f := range d.Families() {
+		rules, ok, err := r.ReadChainRules(ctx, f, chains.DockerUser)
+		if err != nil {
+			return fmt.Errorf("read dnft state: %w", err)
+		}
+		if !ok {
+			continue
+		}
+		cf := compatFamily(f)
+		u := UserChainRules{Rules: userRules(cf, rules)}
+		if rt, ok := r.(ruleTexter); ok && slices.ContainsFunc(u.Rules, func(r *Rule) bool { return r == nil }) {
+			texts, err := rt.RuleTexts(ctx, f, chains.DockerUser)
+			if err == nil && len(texts) == len(rules) {
+				u.Texts = texts
+			}
+		}
+		for i, x := range u.Rules {
+			if x == nil {
+				u.Rules[i] = nftOnlyRule(rules[i], u.Texts, i)
+			}
+		}
+		if in.User == nil {
+			in.User = map[Family]UserChainRules{}
+		}
+		in.User[cf] = u
+	}
+	return nil
 }
 
 // snapshot serves reads of sets and chains from tables already read.

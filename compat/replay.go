@@ -210,9 +210,7 @@ func (p *replayer) init(f Family) error {
 			return p.do(f, TableFilter, "-A", "DOCKER-ISOLATION", "-j RETURN", nextSrc(chains.FilterForward, cDockerIsolation))
 		},
 		func() error { return p.newChain(f, TableFilter, "DOCKER-USER") },
-		func() error {
-			return p.do(f, TableFilter, "-A", "DOCKER-USER", "-j RETURN", nextSrc(chains.FilterForward, cDockerUser))
-		},
+		func() error { return p.userRules(f) },
 		func() error {
 			return p.do(f, TableFilter, "-I", "FORWARD", "-j DOCKER-ISOLATION", p.jumpSrc(f, "DOCKER-ISOLATION"))
 		},
@@ -238,6 +236,24 @@ func (p *replayer) forwardDrop(f Family) bool {
 		return p.in.Daemon.ForwardDrop6
 	}
 	return p.in.Daemon.ForwardDrop4
+}
+
+// userRules fills DOCKER-USER with the operator's rules as the kernel
+// holds them (Docker's -A DOCKER-USER -j RETURN and whatever was changed
+// since); without them, with Docker's RETURN.
+func (p *replayer) userRules(f Family) error {
+	u, ok := p.in.User[f]
+	if !ok {
+		return p.do(f, TableFilter, "-A", "DOCKER-USER", "-j RETURN", nil)
+	}
+	t := p.table(f, TableFilter)
+	for _, r := range u.Rules {
+		c := *r
+		if err := t.Append("DOCKER-USER", &c); err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+	}
+	return nil
 }
 
 // jumpSrc is the counter source of a FORWARD jump.

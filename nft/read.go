@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,6 +23,8 @@ type RuleState struct {
 	Bytes   uint64
 	// Xt is true when the rule holds an iptables-compat (xt) expression.
 	Xt bool
+	// Exprs is the rule's NFTA_RULE_EXPRESSIONS as the kernel dumped it.
+	Exprs []byte
 }
 
 // ChainState is a chain as read back from the kernel, rules in order.
@@ -180,27 +183,100 @@ func (c *Conn) readChain(f Family, lc *nftables.Chain) (ChainState, error) {
 			cs.Base.Policy = PolicyDrop
 		}
 	}
-	rules, err := c.nc.GetRules(table(f), lc)
+	rules, err := c.ruleStates(f, lc.Name)
 	if err != nil {
-		return cs, c.readErr("read rules of "+lc.Name, err)
+		return cs, err
 	}
-	for _, r := range rules {
-		if r.Chain != nil && r.Chain.Name != lc.Name {
+	cs.Rules = rules
+	return cs, nil
+}
+
+// ruleStates dumps the rules of one chain and reads their handle,
+// comment and counter straight from the netlink attributes (c.mu held).
+// google/nftables v0.3.0 is not used for this: it fails on a whole chain
+// when one rule holds an expression it decodes wrongly (ct original
+// tuples, whose direction the kernel dumps as one byte).
+func (c *Conn) ruleStates(f Family, chain string) ([]RuleState, error) {
+	if c.sock == nil {
+		return nil, errors.New("nft: connection closed")
+	}
+	ae := netlink.NewAttributeEncoder()
+	ae.String(unix.NFTA_RULE_TABLE, TableName)
+	ae.String(unix.NFTA_RULE_CHAIN, chain)
+	attrs, err := ae.Encode()
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := c.sock.Execute(netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETRULE),
+			Flags: netlink.Request | netlink.Dump,
+		},
+		Data: append([]byte{byte(f), unix.NFNETLINK_V0, 0, 0}, attrs...),
+	})
+	if err != nil {
+		return nil, c.readErr("read rules of "+chain, err)
+	}
+	var out []RuleState
+	for _, m := range msgs {
+		if len(m.Data) < 4 {
+			continue
+		}
+		rs, name, err := ruleState(m.Data[4:])
+		if err != nil {
+			return nil, fmt.Errorf("read rules of %s: %w", chain, err)
+		}
+		if name != chain {
 			continue // some kernels dump every chain (google/nftables#114)
 		}
-		rs := RuleState{Handle: r.Handle}
-		rs.Comment, _ = userdata.GetString(r.UserData, userdata.TypeComment)
-		for _, e := range r.Exprs {
-			switch e := e.(type) {
-			case *expr.Counter:
-				rs.Packets, rs.Bytes = e.Packets, e.Bytes
-			case *expr.Match, *expr.Target:
-				rs.Xt = true
+		out = append(out, rs)
+	}
+	return out, nil
+}
+
+// ruleState reads one NEWRULE message body: the chain's name, the rule's
+// handle, comment, counter and whether it holds xt expressions.
+func ruleState(b []byte) (RuleState, string, error) {
+	var rs RuleState
+	var chain string
+	attrs, err := parseAttrs(b)
+	if err != nil {
+		return rs, "", err
+	}
+	for _, a := range attrs {
+		switch a.typ {
+		case unix.NFTA_RULE_CHAIN:
+			chain = cString(a.data)
+		case unix.NFTA_RULE_HANDLE:
+			if len(a.data) == 8 {
+				rs.Handle = binary.BigEndian.Uint64(a.data)
+			}
+		case unix.NFTA_RULE_USERDATA:
+			rs.Comment, _ = userdata.GetString(a.data, userdata.TypeComment)
+		case unix.NFTA_RULE_EXPRESSIONS:
+			rs.Exprs = a.data
+			els, err := parseAttrs(a.data)
+			if err != nil {
+				return rs, "", err
+			}
+			for _, el := range els {
+				name, data, err := exprNameData(el.data)
+				if err != nil {
+					return rs, "", err
+				}
+				switch name {
+				case "counter":
+					var ctr expr.Counter
+					if expr.Unmarshal(0, data, &ctr) == nil {
+						rs.Packets, rs.Bytes = ctr.Packets, ctr.Bytes
+					}
+				case "match", "target":
+					rs.Xt = true
+				}
 			}
 		}
-		cs.Rules = append(cs.Rules, rs)
 	}
-	return cs, nil
+	return rs, chain, nil
 }
 
 // ReadTable reads dnft's whole table of a family: chains with rules, sets

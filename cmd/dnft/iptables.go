@@ -132,7 +132,16 @@ rule and element counters (see package compat).
 Arguments are read as %[1]s reads them (order matters: "-L -n DOCKER" is
 a bad argument, "-L DOCKER -n" is not), with its messages and exit codes:
 1 for a missing chain, 2 for a bad argument, 3 for an unknown table.
-Only -L, -S, -V and -h are supported: the view is read-only.
+
+DOCKER-USER is the operator's: -A, -I, -D (by rule or number), -C and -F
+change it as %[1]s would, one atomic batch each, written as native
+nftables (no xt). Rules may use [!] -s/-d, [!] -i/-o (NAME+ too), [!] -p,
+-m tcp|udp|sctp --sport/--dport, -m multiport --sports/--dports,
+-m conntrack --ctstate/--ctorigsrc/--ctorigdst/--ctorigsrcport/--ctorigdstport,
+-m iprange --src-range/--dst-range, -m icmp --icmp-type (ip6tables: -m icmp6
+--icmpv6-type), -m comment, and -j ACCEPT|DROP|RETURN|REJECT [--reject-with]|
+LOG [--log-prefix --log-level --log-*]. Anything else is refused naming the
+option (exit 2) and nothing is written. Every other chain is dnft's.
 
 Names of addresses come from /etc/hosts only (as with "hosts: files" in
 nsswitch.conf), service names from /etc/services. Messages and the
@@ -162,11 +171,50 @@ func newViewCmd(a *app, f compat.Family) *cobra.Command {
 		Args:               cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			variant := systemVariant()
+			if done, err := a.maybeEdit(c, f, variant, args); done || err != nil {
+				return err
+			}
 			return a.runView(c, args, func(v *compat.View, names *compat.Names, args []string, stdout, stderr io.Writer) int {
 				return compat.Run(v.Family(f), variant, names, args, stdout, stderr)
 			})
 		},
 	}
+}
+
+// maybeEdit carries out the command when it changes rules (-A, -I, -D,
+// -C, -F, ...): done is true then, and the error carries the exit code.
+func (a *app) maybeEdit(c *cobra.Command, f compat.Family, v compat.Variant, args []string) (done bool, err error) {
+	netns, rest, err := splitNetns(args)
+	if err != nil {
+		return true, err
+	}
+	if netns == "" {
+		netns = a.netns
+	}
+	names, err := compat.SystemNames()
+	if err != nil {
+		return true, err
+	}
+	e, ok, err := compat.ParseEdit(f, v, rest, names)
+	if !ok {
+		return false, nil
+	}
+	var ee *compat.ExitError
+	if errors.As(err, &ee) {
+		io.WriteString(c.ErrOrStderr(), ee.Stderr)
+		return true, &iptablesExit{ee.Code}
+	}
+	if err != nil {
+		return true, err
+	}
+	code, err := a.runEdit(c.Context(), netns, f, v, names, e, c.ErrOrStderr())
+	if err != nil {
+		return true, err
+	}
+	if code != 0 {
+		return true, &iptablesExit{code}
+	}
+	return true, nil
 }
 
 // newSaveCmd returns `dnft iptables-save` or `dnft ip6tables-save`.
