@@ -236,6 +236,9 @@ func table(names []string, res map[string]map[string]string, order []string) (st
 	fmt.Fprintf(&b, "%-52s | %-28s | %-28s |\n", "probe", order[0], order[1])
 	for _, n := range names {
 		a, c := res[order[0]][n], res[order[1]][n]
+		if a == "" && c == "" {
+			a, c = "- (container removed)", "-"
+		}
 		mark := ""
 		if a != c {
 			mark = " DIFF"

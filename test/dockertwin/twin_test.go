@@ -81,15 +81,38 @@ func TestTwin(t *testing.T) {
 	t.Run("matrix after the lifecycle", func(t *testing.T) {
 		compareMatrix(t, ctx, sides, envs, "after the lifecycle and a dockerd restart")
 	})
+	t.Run("userland proxy off", func(t *testing.T) {
+		if err := fol.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		both(t, sides, func(s *Side) error { return s.D.Restart([]string{"--userland-proxy=false"}) })
+		fol = StartFollower(t, bin, df, "--allow-direct-routing", "--userland-proxy=false")
+		for _, port := range []uint16{8080, 8082, 8083, 8085} {
+			if err := sameOnBoth(ctx, sides, "tcp", port, "ok from "+harness.LANAddr4.String()); err != nil {
+				t.Fatalf("%v\n%s", err, fol.Log())
+			}
+		}
+		if err := eventually(ctx, func() error { return bindingsMatch(ctx, df) }); err != nil {
+			t.Fatalf("%v\n%s", err, fol.Log())
+		}
+		for _, s := range sides {
+			e, err := newEnv(t, ctx, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			envs[s.Name] = e
+		}
+		compareMatrix(t, ctx, sides, envs, "userland proxy off (hairpin), --allow-direct-routing")
+	})
 	t.Run("default blocks direct routing", func(t *testing.T) {
 		if err := fol.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		fol = StartFollower(t, bin, df, "--once")
+		fol = StartFollower(t, bin, df, "--once", "--userland-proxy=false")
 		if err := waitExit(ctx, fol); err != nil {
 			t.Fatalf("%v\n%s", err, fol.Log())
 		}
-		fol = StartFollower(t, bin, df)
+		fol = StartFollower(t, bin, df, "--userland-proxy=false")
 		web := envs["dnft"].addr["a1"]
 		for _, s := range sides {
 			e := envs[s.Name]
