@@ -17,9 +17,6 @@ import (
 	"github.com/dnft/dnft/test/harness"
 )
 
-// lanPort is the host's LAN address and a port.
-func lanPort(p uint16) netip.AddrPort { return netip.AddrPortFrom(harness.LANHostAddr4, p) }
-
 // timeRunPublish measures, on each side, the time from `docker run -p`
 // (create and start) to the published port answering with the LAN
 // client's own address (DNAT, not docker-proxy).

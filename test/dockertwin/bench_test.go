@@ -1,0 +1,67 @@
+package dockertwin
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// BenchmarkRunPublish1k times `docker run -p` until the port answers the
+// LAN through DNAT, with 1,000 bindings already published and the
+// userland proxy off: dockerd programming its own iptables (iptables-nft,
+// one exec per rule) against dockerd with --iptables=false followed by
+// `dnft docker`. ns/op is the time from the create call; the
+// "ms-after-start" metric counts from the start call's return, which is
+// the firewall's share.
+func BenchmarkRunPublish1k(b *testing.B) {
+	RequireDocker(b)
+	ctx := context.Background()
+	tmp := b.TempDir()
+	img, err := BuildImage(ctx, tmp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin, err := BuildDnft(ctx, tmp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	flags := []string{"--userland-proxy=false"}
+	for _, tc := range []struct {
+		name     string
+		iptables bool
+		follower []string
+	}{
+		{"docker", true, nil},
+		{"dnft", false, []string{"--userland-proxy=false", "--allow-direct-routing"}},
+		{"dnft-nowatch", false, []string{"--userland-proxy=false", "--allow-direct-routing", "--watch=false"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := NewSide(b, tc.name, Config{Iptables: tc.iptables, Flags: flags}, img)
+			if tc.follower != nil {
+				StartFollower(b, bin, s, tc.follower...)
+			}
+			if err := s.PublishMany(ctx, "bulk", "", 1000, 100, 20000); err != nil {
+				b.Fatal(err)
+			}
+			// The followed side has the 1,000 bindings once the last answers.
+			wctx, cancel := context.WithTimeout(ctx, time.Minute)
+			_, err := WaitAnswer(wctx, s.Topo.LAN, "tcp", lanPort(20999), s.Topo.LAN.Addr4)
+			cancel()
+			if err != nil {
+				b.Fatal(err)
+			}
+			var after time.Duration
+			i := 0
+			for b.Loop() {
+				_, a, err := s.TimeRunPublish(ctx, fmt.Sprintf("r%d", i), "", 8080)
+				if err != nil {
+					b.Fatal(err)
+				}
+				after += a
+				i++
+			}
+			b.ReportMetric(float64(after.Milliseconds())/float64(i), "ms-after-start")
+		})
+	}
+}
