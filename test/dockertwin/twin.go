@@ -85,19 +85,28 @@ func (s *Side) IptablesSave(ctx context.Context) (string, error) {
 	return s.Topo.Host.Run(ctx, "iptables-save")
 }
 
+// answerAttempt bounds one probe of [WaitAnswer]. An answer between
+// namespaces takes well under a millisecond; a probe that meets a socket
+// that never answers (dockerd's placeholder listener on a published port
+// with the userland proxy off, before the DNAT rule exists) must not hide
+// the rule's arrival for a whole probe timeout.
+const answerAttempt = 20 * time.Millisecond
+
 // WaitAnswer probes to from `from` (TCP or UDP) until the echo shows the
-// source address seen, and returns how long that took; it gives up at
-// ctx's deadline.
+// source address seen, and returns how long that took (to within
+// answerAttempt); it gives up at ctx's deadline.
 func WaitAnswer(ctx context.Context, from *harness.NS, proto string, to netip.AddrPort, seen netip.Addr) (time.Duration, error) {
 	start := time.Now()
 	var last harness.Result
 	for {
+		actx, cancel := context.WithTimeout(ctx, answerAttempt)
 		switch proto {
 		case "udp":
-			last = from.UDP(ctx, to)
+			last = from.UDP(actx, to)
 		default:
-			last = from.TCP(ctx, to)
+			last = from.TCP(actx, to)
 		}
+		cancel()
 		if last.OK && last.Seen == seen {
 			return time.Since(start), nil
 		}

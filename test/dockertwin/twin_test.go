@@ -126,13 +126,21 @@ func TestTwin(t *testing.T) {
 		}
 	})
 
+	// For the iptables view (issue #15): the real dockerd's iptables-save
+	// and dnft's view of the same Docker state, side by side.
 	if path := os.Getenv("DNFT_TWIN_IPTABLES_SAVE"); path != "" {
 		out, err := dk.IptablesSave(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+		view, err := df.Topo.Host.Run(ctx, bin, "iptables-save")
+		if err != nil {
 			t.Fatal(err)
+		}
+		for p, b := range map[string]string{path: out, path + ".dnft": view} {
+			if err := os.WriteFile(p, []byte(b), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }
