@@ -17,15 +17,7 @@ import (
 func BenchmarkRunPublish1k(b *testing.B) {
 	RequireDocker(b)
 	ctx := context.Background()
-	tmp := b.TempDir()
-	img, err := BuildImage(ctx, tmp)
-	if err != nil {
-		b.Fatal(err)
-	}
-	bin, err := BuildDnft(ctx, tmp)
-	if err != nil {
-		b.Fatal(err)
-	}
+	img, bin := buildAll(b, ctx)
 	flags := []string{"--userland-proxy=false"}
 	for _, tc := range []struct {
 		name     string

@@ -111,13 +111,11 @@ func bindingsMatch(ctx context.Context, s *Side) error {
 			}
 		}
 	}
-	fw, err := dnft.Open(ctx, s.Topo.Host.Path())
-	if err != nil {
+	var ps []dnft.Published
+	if err := withFirewall(ctx, s, func(fw *dnft.Firewall) (err error) {
+		ps, err = fw.Ports(ctx)
 		return err
-	}
-	defer fw.Close()
-	ps, err := fw.Ports(ctx)
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	have := map[string]bool{}
@@ -140,6 +138,44 @@ func bindingsMatch(ctx context.Context, s *Side) error {
 		return fmt.Errorf("dnft's bindings differ from dockerd's: %s", strings.Join(diff, "; "))
 	}
 	return nil
+}
+
+// withFirewall opens dnft's firewall in a side's Host and calls fn.
+func withFirewall(ctx context.Context, s *Side, fn func(*dnft.Firewall) error) error {
+	fw, err := dnft.Open(ctx, s.Topo.Host.Path())
+	if err != nil {
+		return err
+	}
+	defer fw.Close()
+	return fn(fw)
+}
+
+// waitSettled waits until the scenario's published ports answer the LAN
+// through DNAT on both sides and dnft's bindings are dockerd's.
+func waitSettled(t *testing.T, ctx context.Context, sides []*Side, fol *Follower) {
+	t.Helper()
+	for _, port := range []uint16{8080, 8082, 8083, 8085} {
+		if err := sameOnBoth(ctx, sides, "tcp", port, "ok from "+harness.LANAddr4.String()); err != nil {
+			t.Fatalf("%v\n%s", err, fol.Log())
+		}
+	}
+	if err := eventually(ctx, func() error { return bindingsMatch(ctx, sides[1]) }); err != nil {
+		t.Fatalf("%v\n%s", err, fol.Log())
+	}
+}
+
+// newEnvs attaches the probes' namespaces on both sides.
+func newEnvs(t *testing.T, ctx context.Context, sides []*Side) map[string]*env {
+	t.Helper()
+	envs := map[string]*env{}
+	for _, s := range sides {
+		e, err := newEnv(t, ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs[s.Name] = e
+	}
+	return envs
 }
 
 // waitExit waits for a `dnft docker --once` to end successfully.
@@ -214,21 +250,18 @@ func lifecycle(t *testing.T, ctx context.Context, bin string, sides []*Side, fol
 			return s.D.Client.NetworkRemove(ctx, "nint")
 		})
 		err := eventually(ctx, func() error {
-			fw, err := dnft.Open(ctx, df.Topo.Host.Path())
-			if err != nil {
-				return err
-			}
-			defer fw.Close()
-			nets, err := fw.Networks(ctx)
-			if err != nil {
-				return err
-			}
-			for _, n := range nets {
-				if n.Name == "nint" {
-					return fmt.Errorf("dnft still has network nint")
+			return withFirewall(ctx, df, func(fw *dnft.Firewall) error {
+				nets, err := fw.Networks(ctx)
+				if err != nil {
+					return err
 				}
-			}
-			return nil
+				for _, n := range nets {
+					if n.Name == "nint" {
+						return fmt.Errorf("dnft still has network nint")
+					}
+				}
+				return nil
+			})
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -280,14 +313,7 @@ func lifecycle(t *testing.T, ctx context.Context, bin string, sides []*Side, fol
 		both(t, sides, func(s *Side) error { return s.D.Restart(nil) })
 		// Containers with restart policy "always" come back, maybe with
 		// other addresses; dnft docker reconnects and syncs.
-		for _, port := range []uint16{8080, 8082, 8083, 8085} {
-			if err := sameOnBoth(ctx, sides, "tcp", port, "ok from "+harness.LANAddr4.String()); err != nil {
-				t.Fatalf("%v\n%s", err, fol.Log())
-			}
-		}
-		if err := eventually(ctx, func() error { return bindingsMatch(ctx, df) }); err != nil {
-			t.Fatalf("%v\n%s", err, fol.Log())
-		}
+		waitSettled(t, ctx, sides, fol)
 		if !fol.Logged("retrying in") {
 			t.Errorf("dnft docker did not report the lost connection:\n%s", fol.Log())
 		}

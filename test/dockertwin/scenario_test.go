@@ -237,7 +237,7 @@ func table(names []string, res map[string]map[string]string, order []string) (st
 	for _, n := range names {
 		a, c := res[order[0]][n], res[order[1]][n]
 		if a == "" && c == "" {
-			a, c = "- (container removed)", "-"
+			a, c = "- (container removed)", "- (container removed)"
 		}
 		mark := ""
 		if a != c {

@@ -31,15 +31,7 @@ func TestTwin(t *testing.T) {
 	RequireDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	tmp := t.TempDir()
-	img, err := BuildImage(ctx, tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := BuildDnft(ctx, tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, bin := buildAll(t, ctx)
 	dk := NewSide(t, "docker", Config{Iptables: true}, img)
 	df := NewSide(t, "dnft", Config{}, img)
 	sides := []*Side{dk, df}
@@ -51,14 +43,7 @@ func TestTwin(t *testing.T) {
 	})
 
 	both(t, sides, func(s *Side) error { return setupScenario(ctx, s) })
-	envs := map[string]*env{}
-	for _, s := range sides {
-		e, err := newEnv(t, ctx, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		envs[s.Name] = e
-	}
+	envs := newEnvs(t, ctx, sides)
 	// dnft docker follows asynchronously: wait for its last port.
 	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 	if _, err := WaitAnswer(wctx, df.Topo.LAN, "tcp", netip.AddrPortFrom(harness.LANHostAddr4, 8085), harness.LANAddr4); err != nil {
@@ -70,14 +55,7 @@ func TestTwin(t *testing.T) {
 
 	t.Run("run -p until answering", func(t *testing.T) { timeRunPublish(t, ctx, sides) })
 	fol = lifecycle(t, ctx, bin, sides, fol)
-	envs = map[string]*env{}
-	for _, s := range sides {
-		e, err := newEnv(t, ctx, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		envs[s.Name] = e
-	}
+	envs = newEnvs(t, ctx, sides)
 	t.Run("matrix after the lifecycle", func(t *testing.T) {
 		compareMatrix(t, ctx, sides, envs, "after the lifecycle and a dockerd restart")
 	})
@@ -87,21 +65,8 @@ func TestTwin(t *testing.T) {
 		}
 		both(t, sides, func(s *Side) error { return s.D.Restart([]string{"--userland-proxy=false"}) })
 		fol = StartFollower(t, bin, df, "--allow-direct-routing", "--userland-proxy=false")
-		for _, port := range []uint16{8080, 8082, 8083, 8085} {
-			if err := sameOnBoth(ctx, sides, "tcp", port, "ok from "+harness.LANAddr4.String()); err != nil {
-				t.Fatalf("%v\n%s", err, fol.Log())
-			}
-		}
-		if err := eventually(ctx, func() error { return bindingsMatch(ctx, df) }); err != nil {
-			t.Fatalf("%v\n%s", err, fol.Log())
-		}
-		for _, s := range sides {
-			e, err := newEnv(t, ctx, s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			envs[s.Name] = e
-		}
+		waitSettled(t, ctx, sides, fol)
+		envs = newEnvs(t, ctx, sides)
 		compareMatrix(t, ctx, sides, envs, "userland proxy off (hairpin), --allow-direct-routing")
 	})
 	t.Run("default blocks direct routing", func(t *testing.T) {
@@ -143,6 +108,22 @@ func TestTwin(t *testing.T) {
 			}
 		}
 	}
+}
+
+// buildAll builds the image's root filesystem and the dnft command in a
+// temporary directory and returns their paths.
+func buildAll(tb testing.TB, ctx context.Context) (img, bin string) {
+	tb.Helper()
+	tmp := tb.TempDir()
+	img, err := BuildImage(ctx, tmp)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	bin, err = BuildDnft(ctx, tmp)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return img, bin
 }
 
 // compareMatrix runs the probes on both sides at once and fails on a
