@@ -78,7 +78,8 @@ func (f *Follower) Sync(ctx context.Context) error {
 	want, ctrs := f.desired(s)
 	ing, err := f.fw.Ingress(ctx)
 	if err != nil && !errors.Is(err, dnft.ErrNotInitialized) {
-		return fmt.Errorf("read ingress ports: %w", err)
+		// Damaged records: the rebuild below cannot keep them.
+		f.opt.logf("cannot read ingress ports (%v): not keeping any", err)
 	}
 	want.Ingress = ing
 	want = f.dropInvalid(want)
