@@ -491,7 +491,7 @@ func (d *filterDecoder) ct(c *expr.Ct) (Match, error) {
 			return nil, err
 		}
 		p := m.(Prefix)
-		return CtOrigAddr{Dir: p.Dir, Prefix: p.Prefix, Neg: p.Neg}, nil
+		return CtOrigAddr(p), nil
 	case expr.CtKeyPROTOSRC, expr.CtKeyPROTODST:
 		if c.Direction != 0 {
 			return nil, noForm("ct reply port")
@@ -509,7 +509,7 @@ func (d *filterDecoder) ct(c *expr.Ct) (Match, error) {
 			return nil, err
 		}
 		p := m.(PortRange)
-		return CtOrigPort{Dir: p.Dir, Lo: p.Lo, Hi: p.Hi, Neg: p.Neg}, nil
+		return CtOrigPort(p), nil
 	}
 	return nil, noForm("ct key %d", c.Key)
 }

@@ -73,7 +73,7 @@ func TestDockerUserCommands(t *testing.T) {
 	}
 	mine := func(args ...string) cvResult {
 		r := dnftCLI(ctx, t, dnNS, "", append([]string{"iptables"}, args...)...)
-		return cvResult{r.stdout, r.stderr, r.code}
+		return cvResult(r)
 	}
 	lists := [][]string{{"-S", "DOCKER-USER"}, {"-L", "DOCKER-USER"}, {"-L", "DOCKER-USER", "-n", "-v"},
 		{"-L", "DOCKER-USER", "-v", "-x", "--line-numbers"}, {"-S"}}
