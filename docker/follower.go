@@ -88,6 +88,11 @@ func (f *Follower) Daemon() dnft.DaemonConfig {
 // to ("" before), such as "20.10.24+dfsg1".
 func (f *Follower) EngineVersion() string { return f.version }
 
+// Layout returns the iptables layout of the Engine last connected to
+// (see [LayoutOf]); the iptables view of a followed daemon is to be
+// printed in it (issue #15 wires it into the daemon configuration).
+func (f *Follower) Layout() Layout { return LayoutOf(f.version) }
+
 // Layout is the iptables layout of a Docker Engine version.
 type Layout int
 

@@ -19,8 +19,8 @@ type RunSpec struct {
 	Name string
 	// Network is the network (--network); empty for the default bridge.
 	Network string
-	// IP is the fixed address (--ip); zero for one from IPAM.
-	IP netip.Addr
+	// IP and IP6 are fixed addresses (--ip, --ip6); zero for IPAM's.
+	IP, IP6 netip.Addr
 	// Publish are -p specs, such as "8080:80" or "127.0.0.1:9090:90/udp".
 	Publish []string
 	// Serve are the echod servers the container runs, such as "tcp:80"
@@ -42,8 +42,14 @@ func (d *Daemon) Run(ctx context.Context, s RunSpec) (string, error) {
 	if s.Network != "" {
 		host.NetworkMode = container.NetworkMode(s.Network)
 		es := &network.EndpointSettings{}
-		if s.IP.IsValid() {
-			es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: s.IP.String()}
+		if s.IP.IsValid() || s.IP6.IsValid() {
+			es.IPAMConfig = &network.EndpointIPAMConfig{}
+			if s.IP.IsValid() {
+				es.IPAMConfig.IPv4Address = s.IP.String()
+			}
+			if s.IP6.IsValid() {
+				es.IPAMConfig.IPv6Address = s.IP6.String()
+			}
 		}
 		nets = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{s.Network: es}}
 	}
@@ -93,6 +99,18 @@ func (d *Daemon) IP(ctx context.Context, ctr, net string) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("container %s is not on network %s", ctr, net)
 	}
 	return netip.ParseAddr(c.NetworkSettings.Networks[net].IPAddress)
+}
+
+// IP6 returns the container's global IPv6 address on a network.
+func (d *Daemon) IP6(ctx context.Context, ctr, net string) (netip.Addr, error) {
+	c, err := d.Client.ContainerInspect(ctx, ctr)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if c.NetworkSettings == nil || c.NetworkSettings.Networks[net] == nil {
+		return netip.Addr{}, fmt.Errorf("container %s is not on network %s", ctr, net)
+	}
+	return netip.ParseAddr(c.NetworkSettings.Networks[net].GlobalIPv6Address)
 }
 
 // Pid returns the PID of the container's main process (0 if stopped).

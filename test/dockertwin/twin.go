@@ -35,7 +35,14 @@ type Side struct {
 // the image at img (see [BuildImage]).
 func NewSide(t testing.TB, name string, cfg Config, img string) *Side {
 	t.Helper()
-	topo := harness.New(t, harness.Spec{NoForward: true})
+	return NewSideSpec(t, name, harness.Spec{NoForward: true}, cfg, img)
+}
+
+// NewSideSpec is [NewSide] with a topology spec of the caller's (such as
+// one with IPv6).
+func NewSideSpec(t testing.TB, name string, spec harness.Spec, cfg Config, img string) *Side {
+	t.Helper()
+	topo := harness.New(t, spec)
 	d := Start(t, topo.Host, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -45,12 +52,15 @@ func NewSide(t testing.TB, name string, cfg Config, img string) *Side {
 	return &Side{Name: name, Topo: topo, D: d}
 }
 
-// CreateNetwork creates a bridge network with a fixed IPv4 subnet and
-// driver options (-o).
-func (s *Side) CreateNetwork(ctx context.Context, name, subnet string, internal bool, opts map[string]string) error {
+// CreateNetwork creates a bridge network with fixed subnets (IPv4, and
+// an IPv6 one that enables IPv6 on the network) and driver options (-o).
+func (s *Side) CreateNetwork(ctx context.Context, name, subnet string, internal bool, opts map[string]string, subnet6 ...string) error {
+	ipam := &network.IPAM{Config: []network.IPAMConfig{{Subnet: subnet}}}
+	for _, p := range subnet6 {
+		ipam.Config = append(ipam.Config, network.IPAMConfig{Subnet: p})
+	}
 	_, err := s.D.Client.NetworkCreate(ctx, name, network.CreateOptions{
-		Driver: "bridge", Internal: internal, Options: opts,
-		IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: subnet}}},
+		Driver: "bridge", Internal: internal, Options: opts, IPAM: ipam, EnableIPv6: boolPtr(len(subnet6) > 0),
 	})
 	if err != nil {
 		return fmt.Errorf("%s: network create %s: %w", s.Name, name, err)
@@ -198,3 +208,5 @@ func (f *Follower) Log() string {
 
 // Logged reports whether the log has a line containing s.
 func (f *Follower) Logged(s string) bool { return strings.Contains(f.Log(), s) }
+
+func boolPtr(b bool) *bool { return &b }

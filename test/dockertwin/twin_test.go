@@ -147,8 +147,16 @@ func compareMatrix(t *testing.T, ctx context.Context, sides []*Side, envs map[st
 		r := <-results
 		res[r[0].(string)] = r[1].(map[string]string)
 	}
-	order := []string{sides[0].Name, sides[1].Name}
-	tab, diffs := table(probeNames(), res, order)
+	judge(t, pass, probeNames(), res, []string{sides[0].Name, sides[1].Name})
+	return res
+}
+
+// judge logs the results of the sides as a table (also appended to the
+// file DNFT_TWIN_REPORT names) and fails on a difference that knownDiffs
+// does not explain.
+func judge(t *testing.T, pass string, names []string, res map[string]map[string]string, order []string) {
+	t.Helper()
+	tab, diffs := table(names, res, order)
 	t.Logf("probe matrix (%s):\n%s", pass, tab)
 	if path := os.Getenv("DNFT_TWIN_REPORT"); path != "" {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -169,5 +177,4 @@ func compareMatrix(t *testing.T, ctx context.Context, sides []*Side, envs map[st
 	if len(bad) > 0 {
 		t.Errorf("%d probe(s) differ: %s", len(bad), strings.Join(bad, "; "))
 	}
-	return res
 }
