@@ -295,6 +295,7 @@ func build(ctx context.Context, s State) (*nft.Tx, error) {
 	tx := &nft.Tx{}
 	chains.Init(tx, d)
 	portmap.Init(tx, d)
+	chains.InitPolicy(tx, d)
 	r := newTxReader(tx, nil)
 	nets, ing := s.Networks, s.Ingress
 	for len(nets) > 0 || len(ing) > 0 {

@@ -354,6 +354,7 @@ func (fw *Firewall) initialize(ctx context.Context, d DaemonConfig) ([]string, e
 	chains.Init(tx, d)
 	chains.InitUser(tx, d)
 	portmap.Init(tx, d)
+	chains.InitPolicy(tx, d)
 	if err := fw.commit(ctx, tx, nil); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}

@@ -21,6 +21,15 @@ func subnetVMap(f nft.Family, name string, field nft.Field) nft.Set {
 	return nft.Set{Family: f, Name: name, Key: []nft.Field{field}, Data: nft.DataVerdict, Interval: true}
 }
 
+// NATReturnSet is the set of bridges whose packets skip DNAT (nat
+// DOCKER -i B -j RETURN); its per-element counters count each bridge's
+// RETURN.
+func NATReturnSet(f nft.Family) nft.Set {
+	s := ifnameSet(f, SetNATReturn)
+	s.Counter = true
+	return s
+}
+
 // NetworksSet is the set that records networks (IPv4 table).
 func NetworksSet() nft.Set { return ifnameSet(nft.IPv4, SetNetworks) }
 
@@ -70,6 +79,47 @@ func InitUser(tx *nft.Tx, d DaemonConfig) {
 	}
 }
 
+// CommentReturn is the comment of the counted returns that end
+// DOCKER-ISOLATION (and ingress's DOCKER-INGRESS chains): iptables'
+// `-j RETURN` at their end.
+const CommentReturn = "RETURN"
+
+// CommentPolicy is the comment of the counter-only rule that ends every
+// base chain: it counts what the chain's policy decides (iptables' policy
+// counters).
+const CommentPolicy = "POLICY"
+
+// InitPolicy adds, in every family, the base chains iptables has and
+// dnft needs no rule in (filter INPUT and OUTPUT, nat INPUT, raw OUTPUT),
+// and a counter-only rule (CommentPolicy) at the end of every base chain,
+// so that the view shows iptables' policy counters. Call it after every
+// other Init: the rule must stay last (rules added to base chains later
+// are inserted before it).
+func InitPolicy(tx *nft.Tx, d DaemonConfig) {
+	for _, f := range d.Families() {
+		for _, b := range []struct {
+			name string
+			t    nft.ChainType
+			h    nft.Hook
+			prio int32
+		}{
+			{FilterInput, nft.TypeFilter, nft.HookInput, nft.PriorityFilter},
+			{FilterOutput, nft.TypeFilter, nft.HookOutput, nft.PriorityFilter},
+			{NATInput, nft.TypeNAT, nft.HookInput, nft.PrioritySrcNAT},
+			{RawOutput, nft.TypeFilter, nft.HookOutput, nft.PriorityRaw},
+		} {
+			tx.AddChain(nft.Chain{Family: f, Name: b.name, Base: &nft.Base{Type: b.t, Hook: b.h, Priority: b.prio}})
+		}
+		for _, c := range PolicyChains {
+			tx.AddRule(nft.Rule{Family: f, Chain: c, Comment: CommentPolicy})
+		}
+	}
+}
+
+// PolicyChains are dnft's base chains, each ending in the policy counter.
+var PolicyChains = []string{RawPrerouting, RawOutput, NATPrerouting, NATInput, NATOutput, NATPostrouting,
+	FilterInput, FilterForward, FilterOutput}
+
 // Init adds the daemon-level objects of every family: the table, base
 // chains mirroring iptables' hooks and priorities, DOCKER-USER,
 // DOCKER-ISOLATION, nat DOCKER and the dispatch maps that per-network
@@ -102,7 +152,7 @@ func initFamily(tx *nft.Tx, d DaemonConfig, f nft.Family) {
 	}
 	tx.AddSet(PublishedSet(f))
 	tx.AddSet(ifnameSet(f, SetIsolationBridges))
-	tx.AddSet(ifnameSet(f, SetNATReturn))
+	tx.AddSet(NATReturnSet(f))
 	for _, m := range []string{MapIsolationOut, MapIsolationIn, MapForwardIn, MapForwardOut, MapPostroutingOut} {
 		tx.AddSet(ifnameVMap(f, m))
 	}
@@ -141,4 +191,6 @@ func initFamily(tx *nft.Tx, d DaemonConfig, f nft.Family) {
 	rule(FilterForward, "FORWARD", vmap(nft.FieldIIFName, MapForwardOut))
 	rule(DockerIsolation, "DOCKER-ISOLATION", vmap(nft.FieldIIFName, MapIsolationOut))
 	rule(DockerIsolation, "DOCKER-ISOLATION", vmap(nft.FieldOIFName, MapIsolationIn))
+	// -A DOCKER-ISOLATION -j RETURN, counted on its own.
+	rule(DockerIsolation, CommentReturn, nft.Verdict{Kind: nft.Return})
 }

@@ -4,10 +4,14 @@ package chains
 // chain they stand for.
 const (
 	RawPrerouting  = "raw-PREROUTING"
+	RawOutput      = "raw-OUTPUT"
 	NATPrerouting  = "nat-PREROUTING"
+	NATInput       = "nat-INPUT"
 	NATOutput      = "nat-OUTPUT"
 	NATPostrouting = "nat-POSTROUTING"
+	FilterInput    = "filter-INPUT"
 	FilterForward  = "filter-FORWARD"
+	FilterOutput   = "filter-OUTPUT"
 )
 
 // Regular chains shared by all networks.

@@ -6,6 +6,11 @@ import (
 	"github.com/dnft/dnft/nft"
 )
 
+// CommentDocker is the comment of the counter-only rule of DOCKER__B that
+// counts the packets iptables' `-o B -j DOCKER` jumps with (those to B
+// that are not part of an established connection).
+const CommentDocker = "DOCKER"
+
 // objects are the chains (with their rules) and the set elements that one
 // network owns in one family. Creation adds them, removal deletes them:
 // both come from the same description, so a removal always matches.
@@ -102,6 +107,8 @@ func networkObjects(d DaemonConfig, n Network, f nft.Family) objects {
 	// protected mode the drop of everything else from outside).
 	docker := []nft.Rule{
 		{Match: []nft.Match{nft.CtEstablished{}}, Action: accept, Comment: "RELATED,ESTABLISHED"},
+		// counts what reaches iptables' -o B -j DOCKER
+		{Comment: CommentDocker},
 		{Match: []nft.Match{notFromB, nft.Lookup{Fields: []nft.Field{nft.FieldDaddr, nft.FieldL4Proto, nft.FieldDport}, Set: SetPublished}}, Action: accept, Comment: "PUBLISHED"},
 	}
 	if !d.AllowDirectRouting {
@@ -125,7 +132,7 @@ func networkObjects(d DaemonConfig, n Network, f nft.Family) objects {
 		chain(PostroutingChain(b), nft.Rule{Match: []nft.Match{notToB}, Action: nat, Comment: comment})
 		bySubnet(MapPostroutingSrc, nft.FieldSaddr, PostroutingChain(b))
 		if d.UserlandProxy {
-			elem(ifnameSet(f, SetNATReturn), nft.Element{Key: []nft.Value{nft.Ifname(b)}})
+			elem(NATReturnSet(f), nft.Element{Key: []nft.Value{nft.Ifname(b)}})
 		}
 	}
 	if !d.UserlandProxy {

@@ -131,6 +131,10 @@ func elementFields(f nft.Family, set string) []nft.Field {
 		return ingress.DNATMap(f).Key
 	case ingress.SetPorts:
 		return ingress.PortsSet(f).Key
+	case ingress.SetReplies:
+		return ingress.RepliesSet(f).Key
+	case chains.SetNATReturn:
+		return []nft.Field{nft.FieldIIFName}
 	}
 	return nil
 }
@@ -286,13 +290,27 @@ func (k *Kernel) Value(f Family, s *Source) Counter {
 	return c
 }
 
+// policyChains maps each built-in chain of the view to dnft's base chain,
+// whose last rule (chains.CommentPolicy) counts what its policy decides.
+var policyChains = map[string]map[string]string{
+	TableFilter: {"INPUT": chains.FilterInput, "FORWARD": chains.FilterForward, "OUTPUT": chains.FilterOutput},
+	TableNAT:    {"PREROUTING": chains.NATPrerouting, "INPUT": chains.NATInput, "OUTPUT": chains.NATOutput, "POSTROUTING": chains.NATPostrouting},
+	TableRaw:    {"PREROUTING": chains.RawPrerouting, "OUTPUT": chains.RawOutput},
+}
+
 // ApplyCounters sets the counter of every rule of the ruleset that has a
-// Source from the kernel's counters. Rules are visited table by table in
-// listing order, so that of several rules sharing a Source the first in
-// its chain gets the count.
+// Source from the kernel's counters, and the policy counters of the
+// built-in chains. Rules are visited table by table in listing order, so
+// that of several rules sharing a Source the first in its chain gets the
+// count.
 func ApplyCounters(rs *Ruleset, k *Kernel) {
 	for _, name := range TableNames {
 		t := rs.Table(name)
+		for chain, nftChain := range policyChains[name] {
+			if c := t.Chain(chain); c != nil {
+				c.PolicyCounter = k.Counter(rs.Family, Ref{Chain: nftChain, Comment: chains.CommentPolicy})
+			}
+		}
 		seen := map[string]bool{}
 		for _, c := range t.Chains() {
 			for _, r := range c.Rules {

@@ -30,84 +30,89 @@
 //
 // # Counters
 //
-// Built-in chains have policy ACCEPT and policy counters of 0: dnft's
-// base chains accept what no rule decides, and nftables keeps no policy
-// counters. The exception is FORWARD, whose policy is DROP in a family
-// whose forwarding init turned on (dnft's filter-FORWARD then has policy
-// drop, see chains.DaemonConfig.ForwardDrop4). Every other rule gets its counter from one of dnft's (every
+// Every counter of the view is one of dnft's kernel counters that counts
+// exactly the packets iptables' rule would count, with the exceptions
+// listed below. TestCompatTwinCounters proves it: the same rules
+// programmed by dnft and by real iptables-legacy, the same packets, and
+// every line of `-L -n -v -x` of every table equal, policies included.
+//
+// Built-in chains have policy ACCEPT, except FORWARD in a family whose
+// forwarding init turned on (DROP, see chains.DaemonConfig.ForwardDrop4).
+// Their policy counters come from the counter-only rule (comment
+// "POLICY") that ends each of dnft's base chains: filter-INPUT,
+// filter-FORWARD, filter-OUTPUT, nat-PREROUTING, nat-INPUT, nat-OUTPUT,
+// nat-POSTROUTING, raw-PREROUTING and raw-OUTPUT (chains.InitPolicy); it
+// counts what reaches the end of the chain, which is what the policy
+// decides. iptables-nft 1.8.9 itself shows 0 there (FORMAT.md §10.1); the
+// view shows what iptables-legacy and iptables-nft 1.8.10+ count.
+//
+// Rules get their counters from dnft's rules and set elements (every
 // dnft rule has a counter; the published, dnat-host, dnat-any, hairpin,
-// loopback-ports, ingress-dnat and ingress-ports sets and maps have
-// per-element counters). B is a network's bridge; chain names are dnft's
-// (see package chains):
+// loopback-ports, nat-return, ingress-dnat, ingress-ports and
+// ingress-replies sets and maps have per-element counters). DOCKER-USER
+// is listed from the kernel rule by rule, each with its own counter
+// (Docker's RETURN is a counted return rule). B is a network's bridge;
+// chain names are dnft's (see package chains):
 //
 //	iptables rule                                   counter source (nft)                               exact?
+//	policy of each built-in chain                   that base chain's last rule "POLICY"               yes
 //	nat PREROUTING -j DOCKER                        nat-PREROUTING rule "DOCKER"                       yes
 //	nat OUTPUT -j DOCKER                            nat-OUTPUT rule "DOCKER"                           yes
 //	FORWARD -j DOCKER-USER                          filter-FORWARD rule "DOCKER-USER"                  yes
-//	DOCKER-USER -j RETURN                           the filter-FORWARD rule after "DOCKER-USER"        yes (1)
+//	DOCKER-USER rules, Docker's -j RETURN included  each DOCKER-USER rule's own counter                yes
 //	FORWARD -j DOCKER-ISOLATION                     filter-FORWARD rule "DOCKER-ISOLATION"             yes
-//	DOCKER-ISOLATION -j RETURN                      the filter-FORWARD rule after "DOCKER-ISOLATION"   yes (1)
-//	DOCKER-ISOLATION -i B -o O -j DROP (pairs)      DOCKER-ISOLATION__B rule "ISOLATION"               sum (2)
-//	DOCKER-ISOLATION ! -d S -i B -j DROP (internal) DOCKER-ISOLATION__B "INTERNAL NETWORK EGRESS"      yes (3)
-//	DOCKER-ISOLATION ! -s S -o B -j DROP (internal) DOCKER-ISOLATION-IN__B "INTERNAL NETWORK INGRESS"  yes (3)
+//	DOCKER-ISOLATION -j RETURN                      DOCKER-ISOLATION's last rule "RETURN"              yes
+//	DOCKER-ISOLATION -i B -o O -j DROP (pairs)      DOCKER-ISOLATION__B rule "ISOLATION"               sum (1)
+//	DOCKER-ISOLATION ! -d S -i B -j DROP (internal) DOCKER-ISOLATION__B "INTERNAL NETWORK EGRESS"      yes (2)
+//	DOCKER-ISOLATION ! -s S -o B -j DROP (internal) DOCKER-ISOLATION-IN__B "INTERNAL NETWORK INGRESS"  yes (2)
 //	FORWARD -o B -m conntrack ... ACCEPT            DOCKER__B rule "RELATED,ESTABLISHED"               yes
-//	FORWARD -o B -j DOCKER                          DOCKER__B "PUBLISHED" + "UNPUBLISHED PORT DROP"    yes (4)
-//	                                                + FORWARD__B "ICC"
+//	FORWARD -o B -j DOCKER                          DOCKER__B counter-only rule "DOCKER"               yes
 //	FORWARD -i B ! -o B -j ACCEPT                   FORWARD__B rule "OUTGOING"                         yes
 //	FORWARD -i B -o B -j ACCEPT|DROP                FORWARD__B rule "ICC"                              yes
 //	DOCKER ! -i B -o B -j DROP                      DOCKER__B rule "UNPUBLISHED PORT DROP"             yes
-//	DOCKER -d C ... --dport CP -j ACCEPT            element published[C . P . CP]                      yes (5)
-//	nat DOCKER -i B -j RETURN                       nat-DOCKER rule "RETURN"                           sum (2)
+//	DOCKER -d C ... --dport CP -j ACCEPT            element published[C . P . CP]                      yes (3)
+//	nat DOCKER -i B -j RETURN                       element nat-return[B]                              yes
 //	nat DOCKER ... -j DNAT (a binding)              element dnat-host[H . P . HP] / dnat-any[P . HP]   yes
 //	nat POSTROUTING -s S ! -o B -j MASQUERADE|SNAT  nat-POSTROUTING__B rule "MASQUERADE" / "SNAT"      yes
 //	nat POSTROUTING -o B --src-type LOCAL MASQ.     nat-POSTROUTING-OUT__B "MASQUERADE FROM HOST"      yes
-//	nat POSTROUTING -s C -d C ... MASQUERADE        element hairpin[C . C . P . CP]                    yes (5)
+//	nat POSTROUTING -s C -d C ... MASQUERADE        element hairpin[C . C . P . CP]                    yes (3)
 //	raw PREROUTING -d S ! -i B ... -j DROP          raw-PREROUTING__B rule "DROP DIRECT ACCESS"        yes
 //	raw PREROUTING -d H ! -i lo ... -j DROP         element loopback-ports[H . P . HP]                 yes
-//	nat DOCKER-INGRESS ... -j DNAT (a port)         element ingress-dnat[P . PUB]                      yes
-//	DOCKER-INGRESS -p P --dport PUB -j ACCEPT       element ingress-ports[P . PUB], split              (6)
-//	DOCKER-INGRESS ... --sport PUB ... ACCEPT       element ingress-ports[P . PUB], split              (6)
+//	nat DOCKER-INGRESS ... -j DNAT (a port)         element ingress-dnat[P . PUB]                      yes (4)
+//	DOCKER-INGRESS -p P --dport PUB -j ACCEPT       element ingress-ports[P . PUB]                     yes
+//	DOCKER-INGRESS ... --sport PUB ... ACCEPT       element ingress-replies[P . PUB]                   yes
 //	FORWARD -j DOCKER-INGRESS                       filter-FORWARD rule "DOCKER-INGRESS"               yes
-//	DOCKER-INGRESS -j RETURN                        the filter-FORWARD rule after "DOCKER-INGRESS"     yes (1)
+//	DOCKER-INGRESS -j RETURN                        DOCKER-INGRESS's last rule "RETURN"                yes
 //	nat PREROUTING/OUTPUT -j DOCKER-INGRESS         nat-PREROUTING/nat-OUTPUT rule "DOCKER-INGRESS"    yes
-//	nat DOCKER-INGRESS -j RETURN                    the nat-PREROUTING and nat-OUTPUT rules after      yes (1)
-//	                                                their "DOCKER-INGRESS" jumps
-//	nat POSTROUTING -o G --src-type LOCAL MASQ.     nat-POSTROUTING rule "INGRESS MASQUERADE"          sum (2)
+//	nat DOCKER-INGRESS -j RETURN                    nat-DOCKER-INGRESS's last rule "RETURN"            yes
+//	nat POSTROUTING -o G --src-type LOCAL MASQ.     nat-POSTROUTING rule "INGRESS MASQUERADE"          sum (1)
 //
-// (1) Packets that return from a jump are exactly those that reach the
-// next rule of the calling base chain: its rules have no match before
-// their counter.
+// (1) Where nftables keeps one counter for several iptables rules: dnft
+// drops packets between non-internal networks with one rule per source
+// network and a set lookup of the destination bridge (iptables: one rule
+// per ordered pair), and masquerades for every ingress gateway bridge
+// with one rule (iptables: one per gateway; Docker has one,
+// docker_gwbridge). The count is the exact total of those rules; the
+// view shows it on the first of them in chain order and 0 on the others,
+// so with two or more pairs (gateways) a drop can show on another pair's
+// rule. The total over them is always right.
 //
-// (2) One nft rule or set lookup stands for several iptables rules (one
-// isolation rule per network for iptables' pairs; one set of bridges for
-// the nat RETURN rules; one set of gateways for the ingress masquerade).
-// The total is exact; it is given to the first of those rules in chain
-// order and the others show 0 (Source.Shared).
+// (2) Packets from one internal network straight to another match both
+// networks' rules; iptables counts them on the newer network's rule (it
+// comes first), dnft on the sender's egress rule.
 //
-// (3) Exact except for packets between two internal networks: iptables
-// counts them on the newer network's rule (it comes first), dnft on the
-// sender's egress rule.
+// (3) Bindings that forward to the same container port have
+// byte-identical iptables rules, and share one published and one hairpin
+// element: the first of those rules in chain order gets the count and the
+// others 0, which is what iptables' first match does.
 //
-// (4) The packets that reach `-o B -j DOCKER` are those to B that are not
-// part of an established connection: the ones DOCKER__B accepts as
-// published, the ones it drops as unpublished (protected mode), and the
-// ones from B to B that FORWARD__B's ICC rule then decides. With
-// allow-direct-routing, packets from outside to unpublished ports of B
-// pass through DOCKER__B uncounted (no rule matches them), so this counter
-// misses them.
+// (4) A second publication of the same ingress port rewrites the element
+// that records the reference count, which sets its counter back to 0;
+// iptables keeps the DNAT rule's counter.
 //
-// (5) Bindings that forward to the same container port share one
-// published and one hairpin element, as their iptables rules are
-// identical: the first of those rules in chain order (iptables' first
-// match) gets the count, the others 0.
-//
-// (6) One ingress-ports element is looked up by both accept rules (by
-// destination port, and for established replies by source port); it
-// counts both. Its count is split in the ratio of the two nft rules'
-// counters ("INGRESS PORT" and "INGRESS RELATED,ESTABLISHED", which sum
-// over all ingress ports): exact with one ingress port, or when only one
-// kind of packet flowed; the two parts always add up to the element's
-// count.
+// Namespaces initialized by an older dnft lack the policy, RETURN and
+// DOCKER counter rules until `dnft repair` (or a restore) adds them:
+// those counters show 0 meanwhile.
 //
 // # What is byte for byte, and what is not
 //

@@ -187,35 +187,27 @@ func (s snapshot) ReadChain(_ context.Context, f nft.Family, name string) (nft.C
 const (
 	cIngressJump = "DOCKER-INGRESS"
 	cIngressMasq = "INGRESS MASQUERADE"
-	cIngressPort = "INGRESS PORT"
-	cIngressEst  = "INGRESS RELATED,ESTABLISHED"
 )
 
 // IngressSources returns the counter sources of the rules of an ingress
 // publication in dnft's ingress layout (package ingress): the DNAT from
-// its ingress-dnat element; the two filter accepts from its ingress-ports
-// element, which counts both, split in the ratio of the port and
-// established rules; the jumps from their rules; the RETURNs from the
-// rules that follow the jumps; the gateway masquerade from the one rule
-// that masquerades for every gateway.
+// its ingress-dnat element; the port accept from its ingress-ports
+// element and the accept of established replies from its ingress-replies
+// element; the jumps from their rules; the RETURNs from the counted
+// returns that end the ingress chains; the gateway masquerade from the
+// one rule that masquerades for every gateway.
 func IngressSources(proto portmap.Proto, port uint16) map[IngressRule]*Source {
 	k := key(proto.Number(), port)
-	elem := []Ref{{Set: ingress.SetPorts, Key: k}}
-	part := []Ref{{Chain: ingress.FilterChain, Comment: cIngressPort}}
-	rest := []Ref{{Chain: ingress.FilterChain, Comment: cIngressEst}}
 	return map[IngressRule]*Source{
 		IngressDNAT:              elemSrc(ingress.MapDNAT, k),
-		IngressAccept:            {Plus: elem, Share: &Share{Part: part, Rest: rest}},
-		IngressEstablished:       {Plus: elem, Share: &Share{Part: part, Rest: rest, Complement: true}},
+		IngressAccept:            elemSrc(ingress.SetPorts, k),
+		IngressEstablished:       elemSrc(ingress.SetReplies, k),
 		IngressGatewayMasquerade: sharedRule(chains.NATPostrouting, cIngressMasq),
 		IngressForwardJump:       ruleSrc(chains.FilterForward, cIngressJump),
-		IngressFilterReturn:      nextSrc(chains.FilterForward, cIngressJump),
+		IngressFilterReturn:      ruleSrc(ingress.FilterChain, chains.CommentReturn),
 		IngressPreroutingJump:    ruleSrc(chains.NATPrerouting, cIngressJump),
 		IngressOutputJump:        ruleSrc(chains.NATOutput, cIngressJump),
-		IngressNATReturn: {Plus: []Ref{
-			{Chain: chains.NATPrerouting, Comment: cIngressJump, Next: true},
-			{Chain: chains.NATOutput, Comment: cIngressJump, Next: true},
-		}},
+		IngressNATReturn:         ruleSrc(ingress.NATChain, chains.CommentReturn),
 	}
 }
 

@@ -207,7 +207,7 @@ func (p *replayer) init(f Family) error {
 		func() error { return p.newChain(f, TableFilter, "DOCKER") },
 		func() error { return p.newChain(f, TableFilter, "DOCKER-ISOLATION") },
 		func() error {
-			return p.do(f, TableFilter, "-A", "DOCKER-ISOLATION", "-j RETURN", nextSrc(chains.FilterForward, cDockerIsolation))
+			return p.do(f, TableFilter, "-A", "DOCKER-ISOLATION", "-j RETURN", ruleSrc(chains.DockerIsolation, chains.CommentReturn))
 		},
 		func() error { return p.newChain(f, TableFilter, "DOCKER-USER") },
 		func() error { return p.userRules(f) },
@@ -342,18 +342,14 @@ func (p *replayer) network(n chains.Network) error {
 				}
 				cmds = append(cmds, cmd{TableNAT, "-I", "POSTROUTING", "-s " + S + " ! -o " + B + " " + target, ruleSrc(chains.PostroutingChain(B), comment)})
 				if d.UserlandProxy {
-					cmds = append(cmds, cmd{TableNAT, "-I", "DOCKER", "-i " + B + " -j RETURN", sharedRule(chains.NATDocker, cReturn)})
+					cmds = append(cmds, cmd{TableNAT, "-I", "DOCKER", "-i " + B + " -j RETURN", elemSrc(chains.SetNATReturn, B)})
 				}
 			}
 			if !d.UserlandProxy {
 				cmds = append(cmds, cmd{TableNAT, "-I", "POSTROUTING", "-m addrtype --src-type LOCAL -o " + B + " -j MASQUERADE",
 					ruleSrc(chains.PostroutingOutChain(B), cMasqueradeFromHst)})
 			}
-			dockerJump := &Source{Plus: []Ref{
-				{Chain: chains.DockerChain(B), Comment: cPublished},
-				{Chain: chains.DockerChain(B), Comment: cUnpublishedDrop},
-				{Chain: chains.ForwardChain(B), Comment: cICC},
-			}}
+			dockerJump := ruleSrc(chains.DockerChain(B), chains.CommentDocker)
 			cmds = append(cmds, icc,
 				cmd{TableFilter, "-I", "FORWARD", "-i " + B + " ! -o " + B + " -j ACCEPT", ruleSrc(chains.ForwardChain(B), cOutgoing)},
 				cmd{TableFilter, "-I", "FORWARD", "-o " + B + " -j DOCKER", dockerJump},

@@ -102,7 +102,7 @@ func TestKernelObjects(t *testing.T) {
 		`counter packets 0 bytes 0 dnat ip to meta l4proto . th dport map @ingress-dnat comment "INGRESS DNAT"`,
 		`ip6 saddr != fe80::/10 counter packets 0 bytes 0 dnat ip6 to meta l4proto . th dport map @ingress-dnat comment "INGRESS DNAT"`,
 		`meta l4proto . th dport @ingress-ports counter packets 0 bytes 0 accept comment "INGRESS PORT"`,
-		`ct state established,related meta l4proto . th sport @ingress-ports counter packets 0 bytes 0 accept comment "INGRESS RELATED,ESTABLISHED"`,
+		`ct state established,related meta l4proto . th sport @ingress-replies counter packets 0 bytes 0 accept comment "INGRESS RELATED,ESTABLISHED"`,
 		`fib saddr type local oifname @ingress-gateways counter packets 0 bytes 0 masquerade comment "INGRESS MASQUERADE"`,
 		`tcp . 8080 counter packets 0 bytes 0 comment "dnft1;gw=docker_gwbridge;n=2;q=2s" : 172.18.0.2 . 8080`,
 		`udp . 53 counter packets 0 bytes 0 comment "dnft1;gw=gw2;n=1;q=2u" : 172.19.0.2 . 53`,

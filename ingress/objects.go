@@ -17,8 +17,12 @@ const (
 	// MapDNAT maps l4proto . dport to the ingress sandbox's addr . port;
 	// element comments hold the reference counts.
 	MapDNAT = "ingress-dnat"
-	// SetPorts holds l4proto . port of every ingress port (filter accepts).
+	// SetPorts holds l4proto . port of every ingress port (filter accept
+	// by destination port).
 	SetPorts = "ingress-ports"
+	// SetReplies holds the same keys for the accept of established
+	// replies by source port, so that each accept has its own counters.
+	SetReplies = "ingress-replies"
 	// SetGateways holds the gateway bridges whose local-source traffic is
 	// masqueraded; element comments count their ports.
 	SetGateways = "ingress-gateways"
@@ -53,6 +57,12 @@ func DNATMap(f nft.Family) nft.Set {
 // PortsSet is the set of ingress ports of a family.
 func PortsSet(f nft.Family) nft.Set {
 	return nft.Set{Family: f, Name: SetPorts, Key: keyPort, Counter: true}
+}
+
+// RepliesSet is the set of ingress ports of a family that replies are
+// accepted from.
+func RepliesSet(f nft.Family) nft.Set {
+	return nft.Set{Family: f, Name: SetReplies, Key: keyPort, Counter: true}
 }
 
 // GatewaysSet is the set of gateway bridges of a family.
@@ -109,6 +119,7 @@ func setup(tx *nft.Tx, f nft.Family, h hooks) {
 
 	tx.AddSet(DNATMap(f))
 	tx.AddSet(PortsSet(f))
+	tx.AddSet(RepliesSet(f))
 	tx.AddSet(GatewaysSet(f))
 	tx.AddChain(nft.Chain{Family: f, Name: NATChain})
 	tx.AddChain(nft.Chain{Family: f, Name: FilterChain})
@@ -118,10 +129,12 @@ func setup(tx *nft.Tx, f nft.Family, h hooks) {
 		dnatMatch = []nft.Match{nft.Prefix{Dir: nft.In, Prefix: linkLocal6, Neg: true}}
 	}
 	tx.AddRule(rule(NATChain, commentDNAT, nft.DNATMap{Fields: keyPort, Map: MapDNAT}, dnatMatch...))
+	tx.AddRule(rule(NATChain, chains.CommentReturn, nft.Verdict{Kind: nft.Return}))
 	// iptables inserts, per port, the established accept and then the
 	// port accept above it; both accept, so their order does not matter.
 	tx.AddRule(rule(FilterChain, commentPort, accept, nft.Lookup{Fields: keyPort, Set: SetPorts}))
-	tx.AddRule(rule(FilterChain, commentEst, accept, nft.CtEstablished{}, nft.Lookup{Fields: keyReply, Set: SetPorts}))
+	tx.AddRule(rule(FilterChain, commentEst, accept, nft.CtEstablished{}, nft.Lookup{Fields: keyReply, Set: SetReplies}))
+	tx.AddRule(rule(FilterChain, chains.CommentReturn, nft.Verdict{Kind: nft.Return}))
 
 	natJump := nft.Verdict{Kind: nft.Jump, Chain: NATChain}
 	tx.InsertRuleBefore(rule(chains.NATPrerouting, commentJump, natJump, local), h.prerouting)
@@ -141,7 +154,7 @@ func teardown(tx *nft.Tx, f nft.Family, h hooks) {
 		tx.FlushChain(f, c)
 		tx.DeleteChain(f, c)
 	}
-	for _, s := range []nft.Set{DNATMap(f), PortsSet(f), GatewaysSet(f)} {
+	for _, s := range []nft.Set{DNATMap(f), PortsSet(f), RepliesSet(f), GatewaysSet(f)} {
 		tx.DeleteSet(s)
 	}
 }

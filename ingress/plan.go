@@ -59,6 +59,7 @@ func Publish(ctx context.Context, r Reader, tx *nft.Tx, p Port, seq int64) (Chan
 	out := Published{Port: p, Refs: 1, Seq: seq}
 	tx.AddElements(DNATMap(f), dnatElem(p, record(out)))
 	tx.AddElements(PortsSet(f), portsElem(p))
+	tx.AddElements(RepliesSet(f), portsElem(p))
 	have := gws[p.GwBridge]
 	setGateway(tx, f, p.GwBridge, have, have+1)
 	return Change{Published: out, NewGateway: have == 0}, nil
@@ -144,6 +145,7 @@ func remove(ctx context.Context, r Reader, tx *nft.Tx, f nft.Family, p Port) err
 	}
 	tx.DeleteElements(DNATMap(f), dnatElem(p, portRecord{}))
 	tx.DeleteElements(PortsSet(f), portsElem(p))
+	tx.DeleteElements(RepliesSet(f), portsElem(p))
 	setGateway(tx, f, p.GwBridge, gws[p.GwBridge], gws[p.GwBridge]-1)
 	return nil
 }
