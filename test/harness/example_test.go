@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/dnft/dnft/test/harness"
 )
@@ -26,7 +27,10 @@ func TestExample(t *testing.T) {
 	})
 	web, client := tp.Containers["web"], tp.Containers["client"]
 	port := tp.Host.ServeTCP(t, 8080) // a server on the Docker host itself
-	ctx := context.Background()
+	// Probes wait up to 10 s for answers that must come (a loaded machine
+	// can be slow); a probe expected to fail by a timeout would take as
+	// long, so those use the default limits.
+	ctx := harness.WithProbeLimit(context.Background(), 10*time.Second)
 
 	// Container to container on the same bridge: the server sees the
 	// client's own address.

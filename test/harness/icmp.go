@@ -35,7 +35,7 @@ const (
 var pingID atomic.Uint32
 
 // Ping sends one ICMP (or ICMPv6) echo request from the namespace to dst
-// and waits up to [PingTimeout] for the reply, using a raw socket rather
+// and waits up to [PingTimeout] (or the context's [WithProbeLimit]) for the reply, using a raw socket rather
 // than the ping binary. ICMP errors about the request are reported:
 // destination unreachable as [Unreachable] (port unreachable as [Refused]),
 // time exceeded as "ttl exceeded". [Result.Seen] is the reply's source
@@ -56,7 +56,7 @@ func (n *NS) Ping(ctx context.Context, dst netip.Addr) Result {
 		return Result{Err: fmt.Sprintf("icmp socket: %v", err)}
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(PingTimeout))
+	_ = c.SetDeadline(time.Now().Add(probeLimit(ctx, PingTimeout)))
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	defer stop()
 

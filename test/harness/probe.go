@@ -16,7 +16,8 @@ import (
 	"time"
 )
 
-// Probe time limits. Each is also cut short by the caller's context.
+// Probe time limits, unless the context sets another ([WithProbeLimit]).
+// Each is also cut short by the caller's context.
 const (
 	// TCPTimeout bounds a TCP probe's connect, and then separately its
 	// write and read.
@@ -26,6 +27,27 @@ const (
 	// PingTimeout bounds the wait for an ICMP echo reply.
 	PingTimeout = time.Second
 )
+
+// probeLimitKey is the context key of [WithProbeLimit].
+type probeLimitKey struct{}
+
+// WithProbeLimit returns a context in which probes ([NS.TCP], [NS.UDP],
+// [NS.Ping], [RunMatrix]) wait up to d for an answer instead of
+// [TCPTimeout], [UDPTimeout] and [PingTimeout]. Use a long limit for a
+// probe that must be answered and cannot be repeated (a packet that must
+// be counted exactly once): on a loaded machine its answer may come late,
+// which is not a drop.
+func WithProbeLimit(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, probeLimitKey{}, d)
+}
+
+// probeLimit is the context's probe limit, or def.
+func probeLimit(ctx context.Context, def time.Duration) time.Duration {
+	if d, ok := ctx.Value(probeLimitKey{}).(time.Duration); ok && d > 0 {
+		return d
+	}
+	return def
+}
 
 // Values of [Result.Err] that the probes produce. Other failures carry a
 // short error text.
@@ -81,7 +103,7 @@ func (n *NS) TCP(ctx context.Context, dst netip.AddrPort) Result {
 	dst = unmapPort(dst)
 	var c net.Conn
 	err := n.Do(func() error {
-		dctx, cancel := context.WithTimeout(ctx, TCPTimeout)
+		dctx, cancel := context.WithTimeout(ctx, probeLimit(ctx, TCPTimeout))
 		defer cancel()
 		var err error
 		c, err = (&net.Dialer{}).DialContext(dctx, "tcp", dst.String())
@@ -91,7 +113,7 @@ func (n *NS) TCP(ctx context.Context, dst netip.AddrPort) Result {
 		return failure(ctx, err)
 	}
 	defer c.Close()
-	return exchange(ctx, c, TCPTimeout)
+	return exchange(ctx, c, probeLimit(ctx, TCPTimeout))
 }
 
 // UDP sends one datagram from the namespace to dst and waits for the echo
@@ -109,7 +131,7 @@ func (n *NS) UDP(ctx context.Context, dst netip.AddrPort) Result {
 		return failure(ctx, err)
 	}
 	defer c.Close()
-	return exchange(ctx, c, UDPTimeout)
+	return exchange(ctx, c, probeLimit(ctx, UDPTimeout))
 }
 
 // exchange writes a line to c and parses the echoed address.
@@ -201,13 +223,16 @@ func (p Probe) Run(ctx context.Context) Result {
 }
 
 // MatrixParallel is how many probes [RunMatrix] runs at once. It is large
-// enough that a matrix of a few dozen probes takes about one probe timeout
-// even when most of them time out.
+// enough that a matrix of a few dozen probes takes about two probe
+// timeouts even when most of them time out.
 const MatrixParallel = 64
 
 // RunMatrix runs the probes concurrently, at most [MatrixParallel] at a
-// time, and returns their results by [Probe.Name]. It panics if two probes
-// share a name.
+// time, and returns their results by [Probe.Name]. A probe that fails is
+// sent once more and its second result counts: on a loaded machine a
+// first packet can come late (a neighbour lookup, a stalled thread)
+// without any firewall decision, while a probe that a firewall blocks
+// fails both times. It panics if two probes share a name.
 func RunMatrix(ctx context.Context, probes []Probe) map[string]Result {
 	names := make(map[string]bool, len(probes))
 	for _, p := range probes {
@@ -216,6 +241,21 @@ func RunMatrix(ctx context.Context, probes []Probe) map[string]Result {
 		}
 		names[p.Name] = true
 	}
+	out := runAll(ctx, probes)
+	var again []Probe
+	for _, p := range probes {
+		if !out[p.Name].OK {
+			again = append(again, p)
+		}
+	}
+	for name, r := range runAll(ctx, again) {
+		out[name] = r
+	}
+	return out
+}
+
+// runAll runs the probes concurrently, at most MatrixParallel at a time.
+func runAll(ctx context.Context, probes []Probe) map[string]Result {
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup

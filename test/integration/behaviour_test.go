@@ -21,22 +21,22 @@ func TestDockerUser(t *testing.T) {
 	fw := programDNFT(ctx, t, sc, topo)
 	c1 := topo.Containers["c1"]
 	inet := netip.AddrPortFrom(harness.InternetAddr4, harness.EchoPort)
-	require.True(t, c1.TCP(ctx, inet).OK)
+	require.True(t, c1.TCP(answered(ctx), inet).OK)
 
 	out, err := topo.Host.Run(ctx, "nft", "insert", "rule", "ip", "dnft", "DOCKER-USER", "ip", "saddr", "172.17.0.2", "ip", "daddr", "203.0.113.2", "counter", "drop")
 	require.NoError(t, err, out)
-	require.False(t, c1.TCP(ctx, inet).OK, "DOCKER-USER drop must win")
-	require.True(t, topo.Containers["c2"].TCP(ctx, inet).OK, "other traffic still flows")
+	require.True(t, c1.TCP(ctx, inet).Blocked(), "DOCKER-USER drop must win")
+	require.True(t, topo.Containers["c2"].TCP(answered(ctx), inet).OK, "other traffic still flows")
 
 	extra := dnft.NetworkConfig{Name: "extra", Bridge: "br-extra", Subnet4: pfx("10.99.0.0/24"), ICC: true, Masquerade: true}
 	require.NoError(t, fw.CreateNetwork(ctx, extra))
 	require.NoError(t, fw.RemoveNetwork(ctx, "extra", false))
-	require.False(t, c1.TCP(ctx, inet).OK, "DOCKER-USER rule survives network create/remove")
+	require.True(t, c1.TCP(ctx, inet).Blocked(), "DOCKER-USER rule survives network create/remove")
 	rules, err := topo.Host.Run(ctx, "nft", "list", "chain", "ip", "dnft", "DOCKER-USER")
 	require.NoError(t, err)
 	require.Contains(t, rules, "ip saddr 172.17.0.2 ip daddr 203.0.113.2 counter packets")
 	require.NoError(t, fw.Init(ctx, sc.daemon), "init again keeps DOCKER-USER")
-	require.False(t, c1.TCP(ctx, inet).OK)
+	require.True(t, c1.TCP(ctx, inet).Blocked())
 }
 
 // TestICCNeedsBridgeNetfilter: with bridge-nf-call-iptables off, creating
@@ -49,13 +49,13 @@ func TestICCNeedsBridgeNetfilter(t *testing.T) {
 	require.NoError(t, topo.Host.SetSysctl("net.bridge.bridge-nf-call-iptables", "0"))
 	n1, n2 := topo.Containers["n1"], topo.Containers["n2"]
 	to := netip.AddrPortFrom(ip("172.20.0.3"), 80)
-	require.True(t, n1.TCP(ctx, to).OK, "no firewall yet")
+	require.True(t, n1.TCP(answered(ctx), to).OK, "no firewall yet")
 	programDNFT(ctx, t, sc, topo)
 	v, err := topo.Host.Sysctl("net.bridge.bridge-nf-call-iptables")
 	require.NoError(t, err)
 	require.Equal(t, "1", v)
-	require.False(t, n1.TCP(ctx, to).OK)
-	require.False(t, n2.Ping(ctx, ip("172.20.0.2")).OK)
+	require.True(t, n1.TCP(ctx, to).Blocked())
+	require.True(t, n2.Ping(ctx, ip("172.20.0.2")).Blocked())
 }
 
 // TestAtomicKernelFailure: an operation the kernel rejects leaves the

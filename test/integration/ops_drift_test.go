@@ -40,9 +40,9 @@ func opsSetup(ctx context.Context, t *testing.T) (topo *harness.Topology, state 
 // LAN, and the container to the internet, masqueraded.
 func requireFlows(ctx context.Context, t *testing.T, topo *harness.Topology) {
 	t.Helper()
-	lan := topo.LAN.TCP(ctx, addrPort(harness.LANHostAddr4, 8080))
+	lan := topo.LAN.TCP(answered(ctx), addrPort(harness.LANHostAddr4, 8080))
 	require.True(t, lan.OK, "LAN -> published port: %s", lan)
-	inet := topo.Containers["c1"].TCP(ctx, addrPort(harness.InternetAddr4, harness.EchoPort))
+	inet := topo.Containers["c1"].TCP(answered(ctx), addrPort(harness.InternetAddr4, harness.EchoPort))
 	require.Equal(t, "ok from "+harness.WANHostAddr4.String(), inet.String(), "container -> internet (masquerade)")
 }
 
@@ -223,7 +223,7 @@ func TestWatch(t *testing.T) {
 			require.True(t, restored, "not restored; watch log:\n%s\nruleset:\n%s", logs.String(), statelessRuleset(ctx, t, h))
 			t.Logf("restored %s after the damage (as polled)", took.Round(time.Millisecond))
 			requireFlows(ctx, t, topo)
-			require.True(t, topo.LAN.TCP(ctx, addrPort(harness.LANHostAddr4, 8081)).OK, "the other command's port is kept")
+			require.True(t, topo.LAN.TCP(answered(ctx), addrPort(harness.LANHostAddr4, 8081)).OK, "the other command's port is kept")
 		})
 	}
 	// dnft reset is not undone; restoring the state afterwards is kept.

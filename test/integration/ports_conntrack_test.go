@@ -23,9 +23,6 @@ type udpFlow struct {
 	to netip.AddrPort
 }
 
-// answerWait bounds the wait for an answer that must come.
-const answerWait = 30 * time.Second
-
 func newUDPFlow(t *testing.T, from *harness.NS, srcPort uint16, to netip.AddrPort) *udpFlow {
 	t.Helper()
 	var c *net.UDPConn
@@ -139,7 +136,7 @@ func TestConntrackUDPFlow(t *testing.T) {
 			answerWait, 10*time.Millisecond, "%s: the flow has a conntrack entry", tc.name)
 		// The host talks to the container directly: an entry whose
 		// original destination is the container.
-		r := tc.topo.Host.UDP(ctx, netip.AddrPortFrom(ip("172.18.0.2"), 80))
+		r := tc.topo.Host.UDP(answered(ctx), netip.AddrPortFrom(ip("172.18.0.2"), 80))
 		require.True(t, r.OK, "%s: host to container: %s", tc.name, r)
 		require.Equal(t, 1, conntrackCount(ctx, t, tc.topo.Host, "--orig-dst", "172.18.0.2"), tc.name)
 

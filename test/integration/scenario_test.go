@@ -161,25 +161,6 @@ func matrix(s scenario, topo *harness.Topology) []harness.Probe {
 	return ps
 }
 
-// runMatrix runs the probes, with one retry of the whole matrix for
-// probes whose first result was a timeout (a lost first packet while the
-// neighbour cache fills is not a firewall decision).
-func runMatrix(ctx context.Context, probes []harness.Probe) map[string]harness.Result {
-	res := harness.RunMatrix(ctx, probes)
-	var again []harness.Probe
-	for _, p := range probes {
-		if !res[p.Name].OK {
-			again = append(again, p)
-		}
-	}
-	for name, r := range harness.RunMatrix(ctx, again) {
-		if r.OK {
-			res[name] = r
-		}
-	}
-	return res
-}
-
 // compareTwins runs the probes that probes builds on both twins,
 // requires the same outcome for each on dnft's side (dn) as on the
 // iptables reference's (ref), then every expectation of want on dnft's
@@ -188,8 +169,8 @@ func runMatrix(ctx context.Context, probes []harness.Probe) map[string]harness.R
 func compareTwins(ctx context.Context, t *testing.T, stage string, dn, ref *harness.Topology, p *reference.Programmer,
 	probes func(*harness.Topology) []harness.Probe, want map[string]string) {
 	t.Helper()
-	got := runMatrix(ctx, probes(dn))
-	exp := runMatrix(ctx, probes(ref))
+	got := harness.RunMatrix(ctx, probes(dn))
+	exp := harness.RunMatrix(ctx, probes(ref))
 	if diffs := harness.DiffMatrix(got, exp); len(diffs) > 0 {
 		out, _ := dn.Host.Run(ctx, "nft", "list", "ruleset")
 		t.Fatalf("%s: dnft (left) and iptables (right) differ:\n%s\n\ndnft matrix:\n%s\n\nnft ruleset:\n%s\niptables commands:\n%s",
@@ -206,6 +187,14 @@ func expect(t *testing.T, stage string, res map[string]harness.Result, want map[
 		t.Fatalf("%s: %d expectation(s) unmet:\n%s\nall results:\n%s", stage, len(unmet), strings.Join(unmet, "\n"), harness.FormatMatrix(res))
 	}
 }
+
+// answerWait bounds the wait for an answer that must come.
+const answerWait = 30 * time.Second
+
+// answered returns ctx for probes that must be answered: they wait up to
+// answerWait for the answer, which on a loaded machine can be late
+// without anything having dropped it.
+func answered(ctx context.Context) context.Context { return harness.WithProbeLimit(ctx, answerWait) }
 
 func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
