@@ -70,7 +70,7 @@ func parseIPTablesRule(f nft.Family, text string) (nft.Rule, error) {
 		}
 		args = args[2:]
 	}
-	names, err := compat.SystemNames()
+	names, err := compat.SystemNames(nil)
 	if err != nil {
 		return nft.Rule{}, err
 	}

@@ -125,12 +125,13 @@
 // (multiport, comment, mark, MARK, icmp, icmp6, LOG, REJECT, REDIRECT,
 // goto, -f). Known differences:
 //
-//   - Host names: [Names] reads /etc/hosts only, as iptables does with
-//     "hosts: files" (what the golden files pin). With "hosts: files dns"
-//     iptables also asks DNS; NXDOMAIN answers change nothing, an
-//     unreachable resolver makes it fall back to /etc/networks for IPv4
-//     network addresses (Names.NetworksFallback, e.g. loopback/8), and PTR
-//     records are never shown by compat.
+//   - Host names follow iptables' algorithm ([Names.Host]): the hosts
+//     services of nsswitch.conf in order ("files" and "dns"; others such
+//     as myhostname or mdns4 count as unavailable), DNS PTR questions
+//     asked from the namespace shown, /etc/networks only when the lookup
+//     failed. compat caches each address's answer for one command (glibc
+//     asks again for every line), and does not fall back to TCP for
+//     truncated answers.
 //   - The iptables-save date lines show the time of the view, like
 //     iptables; tests mask them. Their program name is always
 //     "iptables-save" (iptables-nft-save puts its argv[0] there).

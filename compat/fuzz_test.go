@@ -36,7 +36,8 @@ func FuzzRender(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {
 		f.Add(s)
 	}
-	names := &Names{NetworksFallback: true}
+	names := &Names{DNS: unreachableDNS{}}
+	_ = names.ReadNSSwitch(strings.NewReader("hosts: files dns\n"))
 	_ = names.ReadHosts(strings.NewReader("127.0.0.1 localhost\n::1 localhost\n"))
 	_ = names.ReadServices(strings.NewReader("http 80/tcp\n"))
 	_ = names.ReadNetworks(strings.NewReader("loopback 127.0.0.0\n"))

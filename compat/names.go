@@ -10,31 +10,24 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Names resolves what iptables -L prints as names: host names of
-// addresses (getnameinfo), service names of ports (getservbyport) and
-// protocol names (getprotobynumber). It reads the same files as glibc's
-// "files" NSS backend and nothing else: no DNS, no nss-myhostname, no
-// services database.
+// addresses (getnameinfo, then getnetbyaddr: see names_hosts.go), service
+// names of ports (getservbyport) and protocol names (getprotobynumber),
+// from the same files and services as glibc: hosts, networks, services,
+// protocols, and nsswitch.conf's hosts line with DNS PTR questions
+// (resolv.conf's servers, asked from the namespace of the view).
 //
-// That is exactly what iptables prints with "hosts: files" in
-// nsswitch.conf, as the golden files pin it: a name from /etc/hosts, else
-// the address. With "hosts: files dns" real iptables also asks DNS about
-// every address /etc/hosts does not name. A resolver that answers "no such
-// name" (the usual answer for private and loopback ranges) gives the same
-// output as files only. A resolver that cannot be reached (a network
-// namespace without a route to it) makes getnameinfo fail, and iptables
-// then prints the /etc/networks name of an IPv4 address (loopback/8 for
-// 127.0.0.0/8): set NetworksFallback for that case. Names never asks DNS,
-// so PTR records are never printed.
-//
-// A zero or nil Names resolves nothing (every lookup prints numerically).
+// Without a hosts line (LoadNames), lookups are those of "hosts: files",
+// as the golden files pin them. A zero or nil Names resolves nothing
+// (every lookup prints numerically). Names caches host lookups; it is
+// safe for concurrent use.
 type Names struct {
-	// NetworksFallback makes IPv4 addresses that the hosts file does not
-	// name print as their networks file name, if any (iptables' fallback
-	// to getnetbyaddr when getnameinfo fails).
-	NetworksFallback bool
+	// DNS answers the PTR questions of the "dns" hosts service; nil makes
+	// that service unavailable (as with no resolver).
+	DNS PTRResolver
 
 	hosts     map[netip.Addr]string
 	networks  map[netip.Addr]string
@@ -42,6 +35,11 @@ type Names struct {
 	servPorts map[servName]uint16
 	protocols map[uint8]string
 	protoNums map[string]uint8
+
+	hostsSet bool
+	hostsSvc []nssService
+	mu       sync.Mutex
+	cache    map[netip.Addr]hostResult
 }
 
 type servKey struct {
@@ -55,18 +53,61 @@ type servName struct {
 
 // Default paths of the files that [SystemNames] reads.
 const (
-	HostsFile     = "/etc/hosts"
-	NetworksFile  = "/etc/networks"
-	ServicesFile  = "/etc/services"
-	ProtocolsFile = "/etc/protocols"
+	HostsFile      = "/etc/hosts"
+	NetworksFile   = "/etc/networks"
+	ServicesFile   = "/etc/services"
+	ProtocolsFile  = "/etc/protocols"
+	NSSwitchFile   = "/etc/nsswitch.conf"
+	ResolvConfFile = "/etc/resolv.conf"
 )
 
-// SystemNames reads /etc/hosts, /etc/networks, /etc/services and
-// /etc/protocols of the caller's mount namespace, as iptables does, with
-// NetworksFallback off. A missing file resolves nothing; any other read
+// SystemNames reads, as iptables does, the files of the caller's mount
+// namespace: /etc/hosts, /etc/networks, /etc/services, /etc/protocols,
+// the hosts line of /etc/nsswitch.conf and the DNS servers of
+// /etc/resolv.conf, which are asked through dial (nil: from the caller's
+// network namespace). A missing file resolves nothing; any other read
 // error is returned.
-func SystemNames() (*Names, error) {
-	return LoadNames(HostsFile, NetworksFile, ServicesFile, ProtocolsFile)
+func SystemNames(dial DialFunc) (*Names, error) {
+	n, err := LoadNames(HostsFile, NetworksFile, ServicesFile, ProtocolsFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := readFile(NSSwitchFile, n.ReadNSSwitch); err != nil {
+		return nil, err
+	}
+	if !n.hostsSet {
+		n.hostsSet, n.hostsSvc = true, defaultHosts
+	}
+	var dns *DNS
+	if err := readFile(ResolvConfFile, func(r io.Reader) error {
+		var err error
+		dns, err = ReadResolvConf(r)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if dns == nil {
+		dns, _ = ReadResolvConf(strings.NewReader(""))
+	}
+	dns.Dial = dial
+	n.DNS = dns
+	return n, nil
+}
+
+// readFile parses a file if it exists.
+func readFile(path string, parse func(io.Reader) error) error {
+	fh, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("names: %w", err)
+	}
+	defer fh.Close()
+	if err := parse(fh); err != nil {
+		return fmt.Errorf("names: read %s: %w", path, err)
+	}
+	return nil
 }
 
 // LoadNames reads a hosts, a networks, a services and a protocols file
@@ -121,6 +162,9 @@ func scanLines(r io.Reader, fn func(f []string)) error {
 // name; IPv4 and IPv6 entries are separate (an IPv6 lookup never matches
 // an IPv4 line). Entries already known are kept.
 func (n *Names) ReadHosts(r io.Reader) error {
+	n.mu.Lock()
+	n.cache = nil
+	n.mu.Unlock()
 	if n.hosts == nil {
 		n.hosts = map[netip.Addr]string{}
 	}
@@ -233,16 +277,22 @@ func (n *Names) ReadProtocols(r io.Reader) error {
 	})
 }
 
-// Host returns the name iptables prints for an address: its hosts file
-// name and, with NetworksFallback, for IPv4 its networks file name.
+// Host returns the name iptables prints for an address: getnameinfo's
+// answer through the hosts services (files, dns), and for IPv4, when
+// that lookup failed (a DNS server could not answer), the networks
+// file's name (iptables' fallback to getnetbyaddr). IPv6 asks with
+// NI_NAMEREQD and has no fallback. false means numeric.
 func (n *Names) Host(a netip.Addr) (string, bool) {
 	if n == nil {
 		return "", false
 	}
-	if s, ok := n.hosts[a]; ok {
-		return s, true
+	n.mu.Lock()
+	r := n.lookupHost(a)
+	n.mu.Unlock()
+	if r.name != "" {
+		return r.name, true
 	}
-	if n.NetworksFallback && a.Is4() {
+	if r.failed && a.Is4() {
 		s, ok := n.networks[a]
 		return s, ok
 	}

@@ -1,6 +1,7 @@
 package compat
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -30,7 +31,10 @@ func TestNames(t *testing.T) {
 	if host("127.0.0.1") != "localhost" || host("::1") != "ip6-localhost" || host("172.17.0.0") != "docker0-net" || host("127.0.0.0") != "" {
 		t.Errorf("hosts lookups wrong")
 	}
-	n.NetworksFallback = true
+	if err := n.ReadNSSwitch(strings.NewReader("hosts: files dns\n")); err != nil {
+		t.Fatal(err)
+	}
+	n.DNS = unreachableDNS{}
 	if host("127.0.0.0") != "loopback" || host("0.0.0.10") != "short" || host("::") != "" {
 		t.Errorf("networks fallback wrong: %q %q", host("127.0.0.0"), host("0.0.0.10"))
 	}
@@ -55,5 +59,62 @@ func TestNames(t *testing.T) {
 	}
 	if _, err := LoadNames(dir, "", "", ""); err == nil || !strings.Contains(err.Error(), "names") {
 		t.Errorf("directory as hosts file: %v", err)
+	}
+}
+
+// unreachableDNS is a resolver whose servers cannot be reached.
+type unreachableDNS struct{}
+
+func (unreachableDNS) LookupPTR(context.Context, netip.Addr) (string, LookupStatus) {
+	return "", TryAgain
+}
+
+// fakeDNS answers from a map; other addresses are NXDOMAIN.
+type fakeDNS map[netip.Addr]string
+
+func (f fakeDNS) LookupPTR(_ context.Context, a netip.Addr) (string, LookupStatus) {
+	if n, ok := f[a]; ok {
+		return n, Found
+	}
+	return "", NotFound
+}
+
+// TestHostLookupOrder: getnameinfo's answer follows nsswitch's hosts
+// line; /etc/networks is asked only when the lookup failed, and only for
+// IPv4.
+func TestHostLookupOrder(t *testing.T) {
+	lo, ten := netip.MustParseAddr("127.0.0.0"), netip.MustParseAddr("10.0.0.0")
+	web := netip.MustParseAddr("192.0.2.5")
+	for _, tc := range []struct {
+		hosts string
+		dns   PTRResolver
+		want  map[netip.Addr]string // "" = numeric
+	}{
+		{"hosts: files", unreachableDNS{}, map[netip.Addr]string{lo: "", ten: "", web: "web"}},
+		{"hosts: files dns", unreachableDNS{}, map[netip.Addr]string{lo: "loopback", ten: "tennet", web: "web"}},
+		{"hosts: files dns", fakeDNS{ten: "ten.example"}, map[netip.Addr]string{lo: "", ten: "ten.example", web: "web"}},
+		{"hosts: dns files", unreachableDNS{}, map[netip.Addr]string{lo: "", ten: "", web: "web"}},
+		{"hosts: files [NOTFOUND=return] dns", unreachableDNS{}, map[netip.Addr]string{lo: "", ten: "", web: "web"}},
+		{"hosts: files myhostname dns", unreachableDNS{}, map[netip.Addr]string{lo: "loopback", ten: "tennet", web: "web"}},
+		{"hosts: files dns", nil, map[netip.Addr]string{lo: "", ten: "", web: "web"}},
+	} {
+		n := &Names{DNS: tc.dns}
+		if err := n.ReadHosts(strings.NewReader("192.0.2.5 web\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.ReadNetworks(strings.NewReader("loopback 127.0.0.0\ntennet 10.0.0.0\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.ReadNSSwitch(strings.NewReader(tc.hosts + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		for a, want := range tc.want {
+			if got, _ := n.Host(a); got != want {
+				t.Errorf("%s: %s = %q, want %q", tc.hosts, a, got, want)
+			}
+		}
+		if got, ok := n.Host(netip.MustParseAddr("fd00::")); ok {
+			t.Errorf("%s: IPv6 fell back to %q", tc.hosts, got)
+		}
 	}
 }

@@ -60,7 +60,7 @@ var userRuleCases = []struct {
 func TestUserRuleRoundTrip(t *testing.T) {
 	ns := harness.Scratch(t)
 	ctx := context.Background()
-	names, err := SystemNames()
+	names, err := SystemNames(nil)
 	require.NoError(t, err)
 	for _, fam := range []Family{IPv4, IPv6} {
 		_, err := ns.Run(ctx, fam.Tool()+"-legacy", "-N", "DOCKER-USER")

@@ -1,8 +1,10 @@
 package nft
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -71,4 +73,19 @@ func (c *Conn) SetSysctl(key, val string) error {
 		}
 		return nil
 	})
+}
+
+// DialContext opens a connection whose socket is created in the
+// connection's namespace (it stays there: the caller's thread does not
+// change namespace for the exchange), for example to ask that
+// namespace's DNS servers.
+func (c *Conn) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	var conn net.Conn
+	err := c.inNetNS(func() error {
+		var d net.Dialer
+		var err error
+		conn, err = d.DialContext(ctx, network, address)
+		return err
+	})
+	return conn, err
 }

@@ -85,22 +85,22 @@ func openConn(ctx context.Context, netns string) (*nft.Conn, error) {
 }
 
 // readView reads dnft's iptables view of a namespace and the names
-// iptables would print.
-func readView(ctx context.Context, netns string) (*compat.View, *compat.Names, error) {
+// iptables would print (DNS questions are asked from that namespace);
+// call done when the view has been printed.
+func readView(ctx context.Context, netns string) (v *compat.View, names *compat.Names, done func(), err error) {
 	conn, err := openConn(ctx, netns)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	defer conn.Close()
-	v, err := compat.Read(ctx, conn)
+	v, err = compat.Read(ctx, conn)
+	if err == nil {
+		names, err = compat.SystemNames(conn.DialContext)
+	}
 	if err != nil {
-		return nil, nil, err
+		conn.Close()
+		return nil, nil, nil, err
 	}
-	names, err := compat.SystemNames()
-	if err != nil {
-		return nil, nil, err
-	}
-	return v, names, nil
+	return v, names, func() { conn.Close() }, nil
 }
 
 // runView reads the view and runs fn, which writes the command's output
@@ -113,10 +113,11 @@ func (a *app) runView(c *cobra.Command, args []string, fn func(v *compat.View, n
 	if netns == "" {
 		netns = a.netns
 	}
-	v, names, err := readView(c.Context(), netns)
+	v, names, done, err := readView(c.Context(), netns)
 	if err != nil {
 		return err
 	}
+	defer done()
 	if code := fn(v, names, rest, c.OutOrStdout(), c.ErrOrStderr()); code != 0 {
 		return &iptablesExit{code}
 	}
@@ -143,8 +144,12 @@ nftables (no xt). Rules may use [!] -s/-d, [!] -i/-o (NAME+ too), [!] -p,
 LOG [--log-prefix --log-level --log-*]. Anything else is refused naming the
 option (exit 2) and nothing is written. Every other chain is dnft's.
 
-Names of addresses come from /etc/hosts only (as with "hosts: files" in
-nsswitch.conf), service names from /etc/services. Messages and the
+Names of addresses are looked up as iptables does: the hosts line of
+/etc/nsswitch.conf (files: /etc/hosts; dns: a PTR question to the servers
+of /etc/resolv.conf, asked from the namespace shown), and /etc/networks
+for an IPv4 address whose lookup failed (a DNS server that cannot be
+reached: 127.0.0.0/8 shows as loopback/8). Service names come from
+/etc/services. Messages and the
 iptables-save header follow the system's iptables variant (nft or legacy;
 set %[3]s to choose).`
 
@@ -191,7 +196,7 @@ func (a *app) maybeEdit(c *cobra.Command, f compat.Family, v compat.Variant, arg
 	if netns == "" {
 		netns = a.netns
 	}
-	names, err := compat.SystemNames()
+	names, err := compat.SystemNames(nil)
 	if err != nil {
 		return true, err
 	}

@@ -70,10 +70,11 @@ func (a *app) runEdit(ctx context.Context, netns string, f compat.Family, v comp
 // dnft's refusal.
 func (a *app) editOtherChain(ctx context.Context, netns string, f compat.Family, v compat.Variant, e *compat.Edit, stderr io.Writer) (int, error) {
 	prog := f.Tool()
-	view, _, err := readView(ctx, netns)
+	view, _, done, err := readView(ctx, netns)
 	if err != nil {
 		return 0, err
 	}
+	defer done()
 	t := view.Family(f).Table(e.Table)
 	if t == nil {
 		ee := compat.TableError(f, v, e.Table)

@@ -85,7 +85,7 @@ func BenchmarkIPTablesView(b *testing.B) {
 			return nil
 		}
 	}
-	names, err := compat.SystemNames()
+	names, err := compat.SystemNames(nil)
 	if err != nil {
 		b.Fatal(err)
 	}

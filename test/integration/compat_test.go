@@ -60,10 +60,11 @@ func cvVariant(t *testing.T) (compat.Variant, reference.Variant) {
 }
 
 // cvNames reads the files real iptables reads (ip netns exec bind-mounts
-// /etc/netns/NAME/* only when they exist; the tests create none).
+// /etc/netns/NAME/* only when they exist; the tests create none), with
+// the "hosts: files" lookups that cvPinned pins real iptables to.
 func cvNames(t *testing.T) *compat.Names {
 	t.Helper()
-	n, err := compat.SystemNames()
+	n, err := compat.LoadNames(compat.HostsFile, compat.NetworksFile, compat.ServicesFile, compat.ProtocolsFile)
 	require.NoError(t, err)
 	return n
 }
@@ -834,8 +835,8 @@ var cvSaveArgs = [][]string{
 // iptables-save with and without -c and -t, and a table of command lines
 // good and bad. Name lookups are pinned to "hosts: files" as in the golden
 // files; the docker scenario is also compared with the system's
-// nsswitch.conf, whose DNS lookups fail in a namespace without routes, so
-// that iptables falls back to /etc/networks (compat's NetworksFallback).
+// nsswitch.conf and resolv.conf, whose DNS lookups fail in a namespace
+// without routes, so that iptables falls back to /etc/networks.
 func TestCompatFormatting(t *testing.T) {
 	harness.RequireRoot(t)
 	golden := cvGolden(t)
@@ -859,7 +860,14 @@ func TestCompatFormatting(t *testing.T) {
 					}
 				case "docker-unpinned":
 					cvProgram(ctx, t, ns.Name, tools, golden[v.String()+"/docker/programming.txt"])
-					pin, names.NetworksFallback = "", true
+					// The system's nsswitch.conf and resolv.conf, DNS asked
+					// from the namespace (whose resolver is unreachable).
+					conn, err := nft.Open(ctx, ns.Path())
+					require.NoError(t, err)
+					t.Cleanup(func() { conn.Close() })
+					names, err = compat.SystemNames(conn.DialContext)
+					require.NoError(t, err)
+					pin = ""
 				default:
 					blocks := cvProgram(ctx, t, ns.Name, tools, golden[v.String()+"/"+scen+"/programming.txt"])
 					if scen == "counters" {
