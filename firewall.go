@@ -58,10 +58,13 @@ var ErrIPForwardOff = errors.New("IP forwarding is off")
 // It keeps a copy of the state it checks operations against (daemon
 // configuration, networks, published bindings), loaded from the kernel
 // once and updated by its own commits, so that an operation costs the
-// same whatever the number of published ports. Before each operation it
-// compares the kernel's ruleset generation with the one recorded after its
-// last load or commit: if anything else changed the ruleset since (another
-// process, an operator, another Firewall), it loads the state again.
+// same whatever the number of published ports. That copy is tied to the
+// ruleset generation it was loaded or last committed at, and every batch
+// carries that generation: the kernel commits it only if nothing else
+// (another process, an operator, another Firewall) changed the ruleset
+// since, atomically, and otherwise the Firewall loads the state again and
+// decides again. An operation that ends without a commit (a refusal, or
+// nothing to do) checks the generation before it answers.
 //
 // Operations of all dnft processes and Firewalls on one namespace are
 // serialized by an exclusive lock on a file of [LockDir] keyed by the
@@ -75,9 +78,12 @@ type Firewall struct {
 	conn    *nft.Conn
 	lastSeq int64
 	v       view
-	ct      *nft.Conntrack // opened on first use
-	warn    func(error)
-	lk      nsLock
+	// unchecked is set while an operation relies on fw.v without having
+	// checked its generation (a commit checks it; see [Firewall.retry]).
+	unchecked bool
+	ct        *nft.Conntrack // opened on first use
+	warn      func(error)
+	lk        nsLock
 	// prog is the last state programmed by Restore, Check, Repair or
 	// Watch, kept so that the next check of the same state (a watch's,
 	// at every change) does not build it again.
@@ -94,6 +100,9 @@ type view struct {
 	nets        []Network
 	// idx holds the published bindings; nil until an operation needs it.
 	idx *portmap.Index
+	// ingress records, per family (index 0 IPv4, 1 IPv6), whether the
+	// ingress maps exist: 0 not known yet, 1 no, 2 yes.
+	ingress [2]uint8
 }
 
 // Open binds a Firewall to a network namespace: "" for the calling
@@ -159,22 +168,30 @@ func (fw *Firewall) seq() int64 {
 	return s
 }
 
-// fresh makes fw.v describe the kernel's current state: it reads the
-// ruleset generation and, when it is not the one fw.v was loaded or last
-// committed at, reads the daemon configuration and networks again and
-// drops the binding index (loaded again when needed). The generation is
-// read before the state, so a change in between makes the next check
-// load again rather than go unnoticed.
+// fresh makes fw.v describe the kernel's state for an operation that
+// commits through [Firewall.commit] inside [Firewall.retry]: a valid view
+// is used as it is (marked unchecked: the commit's batch carries its
+// generation, and retry checks it when the operation ends without a
+// commit); otherwise the generation, the daemon configuration and the
+// networks are read. The generation is read before the state, so a change
+// in between makes the commit fail and the operation load again rather
+// than go unnoticed.
 func (fw *Firewall) fresh(ctx context.Context) error {
-	g, err := fw.conn.Generation(ctx)
-	if err != nil {
-		fw.v = view{}
-		return err
-	}
-	if fw.v.valid && fw.v.gen == g {
+	if fw.v.valid {
+		fw.unchecked = true
 		return nil
 	}
+	return fw.load(ctx)
+}
+
+// load reads the generation, the daemon configuration and the networks
+// into a new view (the binding index is read when needed).
+func (fw *Firewall) load(ctx context.Context) error {
 	fw.v = view{}
+	g, err := fw.conn.Generation(ctx)
+	if err != nil {
+		return err
+	}
 	s, ok, err := fw.conn.ReadSet(ctx, nft.IPv4, chains.SetNetworks)
 	if err != nil {
 		return err
@@ -187,12 +204,40 @@ func (fw *Firewall) fresh(ctx context.Context) error {
 	return nil
 }
 
-// state returns the daemon configuration and networks (a copy), checked
-// against the kernel's generation.
+// current makes fw.v describe the kernel's current state for an
+// operation that only reads: it checks the view's generation first.
+func (fw *Firewall) current(ctx context.Context) error {
+	if fw.v.valid {
+		g, err := fw.conn.Generation(ctx)
+		if err != nil {
+			fw.v = view{}
+			return err
+		}
+		if g == fw.v.gen {
+			return nil
+		}
+	}
+	return fw.load(ctx)
+}
+
+// state returns the daemon configuration and networks (a copy) for an
+// operation that commits (see [Firewall.fresh]).
 func (fw *Firewall) state(ctx context.Context) (chains.DaemonConfig, []chains.Network, error) {
 	if err := fw.fresh(ctx); err != nil {
 		return chains.DaemonConfig{}, nil, err
 	}
+	return fw.viewState()
+}
+
+// currentState is [Firewall.state] for an operation that only reads.
+func (fw *Firewall) currentState(ctx context.Context) (chains.DaemonConfig, []chains.Network, error) {
+	if err := fw.current(ctx); err != nil {
+		return chains.DaemonConfig{}, nil, err
+	}
+	return fw.viewState()
+}
+
+func (fw *Firewall) viewState() (chains.DaemonConfig, []chains.Network, error) {
 	if !fw.v.initialized {
 		return fw.v.d, nil, ErrNotInitialized
 	}
@@ -212,13 +257,13 @@ func (fw *Firewall) index(ctx context.Context) (*portmap.Index, error) {
 	return fw.v.idx, nil
 }
 
-// commit applies tx, which was computed from fw.v, in one batch. The
-// batch is sent only if the kernel's generation is still fw.v's
-// (otherwise nft.ErrGenerationChanged, see [Firewall.retry]). After the
-// commit, update brings fw.v up to date and fw.v takes the new
-// generation, but only if that is exactly one more than before: if
-// another commit slipped in, or update is nil, fw.v is dropped and the
-// next operation loads it again. An empty tx sends nothing.
+// commit applies tx, which was computed from fw.v, in one batch that
+// carries fw.v's generation: the kernel commits it only if the ruleset is
+// still at that generation (otherwise nft.ErrGenerationChanged, see
+// [Firewall.retry]). After the commit, update brings fw.v up to date and
+// fw.v takes the generation after its own; with update nil, fw.v is
+// dropped and the next operation loads it again. An empty tx sends
+// nothing.
 func (fw *Firewall) commit(ctx context.Context, tx *nft.Tx, update func(*view)) error {
 	if tx.Len() == 0 {
 		return nil
@@ -228,11 +273,17 @@ func (fw *Firewall) commit(ctx context.Context, tx *nft.Tx, update func(*view)) 
 		want = fw.v.gen
 	}
 	g, err := fw.conn.ApplyGen(ctx, tx, want)
+	var kerr *nft.KernelError
+	if err == nil || errors.As(err, &kerr) {
+		// The kernel took the batch, so the generation check passed:
+		// the decision was made on current state.
+		fw.unchecked = false
+	}
 	if err != nil {
 		fw.v = view{}
 		return err
 	}
-	if want == 0 || update == nil || g != nextGen(want) {
+	if want == 0 || update == nil {
 		fw.v = view{}
 		return nil
 	}
@@ -241,19 +292,39 @@ func (fw *Firewall) commit(ctx context.Context, tx *nft.Tx, update func(*view)) 
 	return nil
 }
 
-// nextGen is the generation after one commit (the kernel skips 0).
-func nextGen(g uint32) uint32 {
-	if g++; g == 0 {
-		g++
-	}
-	return g
-}
-
-// retry runs op, which reads fw.v and commits, again when the ruleset
-// changed between its check and its commit, at most three times in all.
+// retry runs op, which reads the view (through [Firewall.state]) and
+// commits, again when the ruleset changed under it: when the commit's
+// generation check failed, or when op ended without a commit (an error,
+// or nothing to do) after using a view whose generation it did not check
+// and that generation is no longer the kernel's. At most three runs.
+//
+// The generation check is one request answered at once, so it does not
+// take the operation's context.
 func (fw *Firewall) retry(op func() error) error {
 	for i := 0; ; i++ {
+		fw.unchecked = false
 		err := op()
+		if fw.unchecked {
+			fw.unchecked = false
+			stale := !fw.v.valid
+			if !stale {
+				g, gerr := fw.conn.Generation(context.Background())
+				if gerr != nil {
+					fw.v = view{}
+					return errors.Join(err, gerr)
+				}
+				stale = g != fw.v.gen
+			}
+			if stale {
+				fw.v = view{}
+				if i < 2 {
+					continue
+				}
+				if err == nil {
+					err = nft.ErrGenerationChanged
+				}
+			}
+		}
 		if i < 2 && errors.Is(err, nft.ErrGenerationChanged) {
 			continue
 		}
@@ -265,7 +336,7 @@ func (fw *Firewall) retry(op func() error) error {
 func (fw *Firewall) Daemon(ctx context.Context) (d DaemonConfig, ok bool, err error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	d, _, err = fw.state(ctx)
+	d, _, err = fw.currentState(ctx)
 	if errors.Is(err, ErrNotInitialized) {
 		return d, false, nil
 	}
@@ -276,7 +347,7 @@ func (fw *Firewall) Daemon(ctx context.Context) (d DaemonConfig, ok bool, err er
 func (fw *Firewall) Networks(ctx context.Context) ([]Network, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	_, nets, err := fw.state(ctx)
+	_, nets, err := fw.currentState(ctx)
 	return nets, err
 }
 
@@ -409,4 +480,12 @@ func (fw *Firewall) Reset(ctx context.Context) error {
 		return fmt.Errorf("reset: %w", err)
 	}
 	return nil
+}
+
+// nextGen is the generation after one commit (the kernel skips 0).
+func nextGen(g uint32) uint32 {
+	if g++; g == 0 {
+		g++
+	}
+	return g
 }

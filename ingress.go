@@ -44,16 +44,50 @@ func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 		return fmt.Errorf("publish ingress: %w", err)
 	}
 	defer unlock()
-	d, _, err := fw.state(ctx)
+	var (
+		np ingress.Port
+		ch ingress.Change
+	)
+	err = fw.retry(func() error {
+		d, _, err := fw.state(ctx)
+		if err != nil {
+			return fmt.Errorf("publish ingress: %w", err)
+		}
+		np, err = ingress.Normalize(d, p)
+		if err != nil {
+			return fmt.Errorf("publish ingress: %w", err)
+		}
+		if err := fw.checkIngressPort(ctx, np); err != nil {
+			return err
+		}
+		tx := &nft.Tx{}
+		ch, err = ingress.Publish(ctx, fw.conn, tx, np, fw.seq())
+		if err != nil {
+			return fmt.Errorf("publish ingress: %w", err)
+		}
+		// Ingress changes no network and no container binding: the view
+		// stays valid, with the family's ingress maps now present.
+		fam := np.Family()
+		if err := fw.commit(ctx, tx, func(v *view) { v.ingress[famIndex(fam)] = 2 }); err != nil {
+			return fmt.Errorf("publish ingress %s: %w", np, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("publish ingress: %w", err)
+		return err
 	}
-	np, err := ingress.Normalize(d, p)
-	if err != nil {
-		return fmt.Errorf("publish ingress: %w", err)
+	if ch.NewGateway && np.Target.Is4() {
+		if err := fw.routeLocalnet(np.GwBridge); err != nil {
+			return fmt.Errorf("publish ingress %s: %w", np, err)
+		}
 	}
-	// The cached index answers "does a container binding hold this
-	// port?" without listing the bindings.
+	return nil
+}
+
+// checkIngressPort refuses an ingress port that a container binding
+// publishes on any address, in either family. The cached index answers
+// without listing the bindings.
+func (fw *Firewall) checkIngressPort(ctx context.Context, np ingress.Port) error {
 	x, err := fw.index(ctx)
 	if err != nil {
 		return fmt.Errorf("publish ingress %s: %w", np, err)
@@ -61,21 +95,6 @@ func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 	if b, ok := x.PortHolder(np.Proto, np.Port); ok {
 		if err := ingress.CheckPort(np, []portmap.Published{b}); err != nil {
 			return fmt.Errorf("publish ingress: %w", err)
-		}
-	}
-	tx := &nft.Tx{}
-	ch, err := ingress.Publish(ctx, fw.conn, tx, np, fw.seq())
-	if err != nil {
-		return fmt.Errorf("publish ingress: %w", err)
-	}
-	// Committed through fw.commit, so the cached view stays valid: ingress
-	// changes no network and no container binding.
-	if err := fw.commit(ctx, tx, func(*view) {}); err != nil {
-		return fmt.Errorf("publish ingress %s: %w", np, err)
-	}
-	if ch.NewGateway && np.Target.Is4() {
-		if err := fw.routeLocalnet(np.GwBridge); err != nil {
-			return fmt.Errorf("publish ingress %s: %w", np, err)
 		}
 	}
 	return nil
@@ -96,22 +115,26 @@ func (fw *Firewall) UnpublishIngress(ctx context.Context, p IngressPort) error {
 		return fmt.Errorf("unpublish ingress: %w", err)
 	}
 	defer unlock()
-	d, _, err := fw.state(ctx)
-	if err != nil {
-		return fmt.Errorf("unpublish ingress: %w", err)
-	}
-	np, err := ingress.NormalizeUnpublish(d, p)
-	if err != nil {
-		return fmt.Errorf("unpublish ingress: %w", err)
-	}
-	tx := &nft.Tx{}
-	if _, err := ingress.Unpublish(ctx, fw.conn, tx, d, np); err != nil {
-		return fmt.Errorf("unpublish ingress: %w", err)
-	}
-	if err := fw.commit(ctx, tx, func(*view) {}); err != nil {
-		return fmt.Errorf("unpublish ingress %s: %w", ingress.PortProto(np.Port, np.Proto), err)
-	}
-	return nil
+	return fw.retry(func() error {
+		d, _, err := fw.state(ctx)
+		if err != nil {
+			return fmt.Errorf("unpublish ingress: %w", err)
+		}
+		np, err := ingress.NormalizeUnpublish(d, p)
+		if err != nil {
+			return fmt.Errorf("unpublish ingress: %w", err)
+		}
+		tx := &nft.Tx{}
+		if _, err := ingress.Unpublish(ctx, fw.conn, tx, d, np); err != nil {
+			return fmt.Errorf("unpublish ingress: %w", err)
+		}
+		// The last port of a family removes its ingress maps: find out
+		// again when needed.
+		if err := fw.commit(ctx, tx, func(v *view) { v.ingress = [2]uint8{} }); err != nil {
+			return fmt.Errorf("unpublish ingress %s: %w", ingress.PortProto(np.Port, np.Proto), err)
+		}
+		return nil
+	})
 }
 
 // Ingress lists the ingress publications of every family, oldest first,
@@ -120,7 +143,7 @@ func (fw *Firewall) UnpublishIngress(ctx context.Context, p IngressPort) error {
 func (fw *Firewall) Ingress(ctx context.Context) ([]IngressPublished, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	d, _, err := fw.state(ctx)
+	d, _, err := fw.currentState(ctx)
 	if err != nil {
 		return nil, err
 	}

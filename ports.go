@@ -81,7 +81,7 @@ func (fw *Firewall) PublishSpecs(ctx context.Context, network string, c netip.Ad
 			if herr != nil {
 				return true
 			}
-			p, err := ingress.Held(ctx, fw.conn, d, proto, port)
+			p, err := ingress.Held(ctx, ingressReader{fw}, d, proto, port)
 			if err != nil {
 				herr = fmt.Errorf("read ingress ports: %w", err)
 			}
@@ -127,7 +127,7 @@ func (fw *Firewall) publish(ctx context.Context, network string, resolve func(ch
 		if err != nil || len(norm) == 0 {
 			return err
 		}
-		if err := ingress.CheckBindings(ctx, fw.conn, d, norm); err != nil {
+		if err := ingress.CheckBindings(ctx, ingressReader{fw}, d, norm); err != nil {
 			return err
 		}
 		seq := fw.seq()
@@ -220,7 +220,7 @@ func (fw *Firewall) unpublish(ctx context.Context, network string, resolve func(
 func (fw *Firewall) Ports(ctx context.Context) ([]Published, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	d, _, err := fw.state(ctx)
+	d, _, err := fw.currentState(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -250,6 +250,11 @@ func (fw *Firewall) portState(ctx context.Context, network string) (chains.Daemo
 // stands either way.
 func (fw *Firewall) clearConntrack(ctx context.Context, bs []Binding) {
 	if len(bs) == 0 {
+		return
+	}
+	// Most namespaces have no entry at all: then there is nothing to
+	// look for (and no conntrack socket to open).
+	if n, err := fw.conn.ConntrackCount(ctx); err == nil && n == 0 {
 		return
 	}
 	if fw.ct == nil {

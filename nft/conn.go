@@ -9,9 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
-	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -23,19 +21,20 @@ const TableName = "dnft"
 // the replies to a large batch fit (see perf-baselines: ENOBUFS, EMSGSIZE).
 const socketBuffer = 32 << 20
 
-// flushTimeout bounds the wait for the kernel's replies to one batch.
-const flushTimeout = 30 * time.Second
-
 // Conn is a lasting nf_tables netlink connection bound to one network
-// namespace. The caller's thread never changes namespace: the socket is
-// created inside the namespace and stays bound to it. A Conn is safe for
+// namespace. The caller's thread never changes namespace: the sockets are
+// created inside the namespace and stay bound to it. A Conn is safe for
 // concurrent use; operations are serialized.
+//
+// Everything goes through one netlink socket driven with blocking system
+// calls (see rawConn): batches, generation reads, one-element gets and
+// listings, which it decodes itself. google/nftables only encodes the
+// messages of changes other than set elements (see [encodeBatch]).
 type Conn struct {
 	mu     sync.Mutex
 	nsPath string
 	nsFile *os.File
-	nc     *nftables.Conn
-	sock   *netlink.Conn
+	raw    *rawConn
 }
 
 // NetNSPath resolves a namespace argument: "" is the calling thread's
@@ -60,12 +59,12 @@ func Open(ctx context.Context, ns string) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open network namespace %q: %w", ns, err)
 	}
-	c := &Conn{nsPath: p, nsFile: f}
-	if err := c.redial(); err != nil {
+	raw, err := dialRaw(int(f.Fd()))
+	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, fmt.Errorf("dial nf_tables in %s: %w", p, err)
 	}
-	return c, nil
+	return &Conn{nsPath: p, nsFile: f, raw: raw}, nil
 }
 
 // NetNS returns the path of the namespace the connection is bound to.
@@ -74,27 +73,19 @@ func (c *Conn) NetNS() string { return c.nsPath }
 // NetNSFd returns the open namespace file descriptor (valid until Close).
 func (c *Conn) NetNSFd() int { return int(c.nsFile.Fd()) }
 
-// redial replaces the netlink socket with a fresh one. Called at Open and
-// after every error, because google/nftables v0.3.0 keeps stale replies and
-// poisoned errors on a socket that saw one.
-func (c *Conn) redial() error {
-	if c.nc != nil {
-		_ = c.nc.CloseLasting()
-		c.nc, c.sock = nil, nil
+// rawFailed replaces the raw socket after a failure on it, so that no
+// half-read reply is left for the next request.
+func (c *Conn) rawFailed() error {
+	if c.raw == nil || c.nsFile == nil {
+		return nil
 	}
-	var sock *netlink.Conn
-	nc, err := nftables.New(
-		nftables.WithNetNSFd(int(c.nsFile.Fd())),
-		nftables.AsLasting(),
-		nftables.WithSockOptions(func(s *netlink.Conn) error {
-			sock = s
-			return forceBuffers(s)
-		}),
-	)
+	_ = c.raw.close()
+	raw, err := dialRaw(int(c.nsFile.Fd()))
 	if err != nil {
+		c.raw = nil
 		return fmt.Errorf("dial nf_tables in %s: %w", c.nsPath, err)
 	}
-	c.nc, c.sock = nc, sock
+	c.raw = raw
 	return nil
 }
 
@@ -118,14 +109,14 @@ func forceBuffers(s *netlink.Conn) error {
 	return serr
 }
 
-// Close releases the socket and the namespace handle.
+// Close releases the sockets and the namespace handle.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var errs []error
-	if c.nc != nil {
-		errs = append(errs, c.nc.CloseLasting())
-		c.nc = nil
+	if c.raw != nil {
+		errs = append(errs, c.raw.close())
+		c.raw = nil
 	}
 	if c.nsFile != nil {
 		errs = append(errs, c.nsFile.Close())
@@ -137,50 +128,67 @@ func (c *Conn) Close() error {
 // Apply sends the transaction as one netlink batch. Either every change
 // in it is committed or none is. An empty transaction sends nothing.
 func (c *Conn) Apply(ctx context.Context, tx *Tx) error {
-	if tx.err != nil {
-		return tx.err
-	}
-	if len(tx.ops) == 0 {
+	if len(tx.ops) == 0 && tx.err == nil {
 		return nil
 	}
+	_, err := c.apply(ctx, tx, nil, 0)
+	return err
+}
+
+// apply sends tx and raw as one batch, with the generation check when
+// wantGen is not 0, and returns the generation after the commit: with
+// the check it is the one after wantGen (the kernel counts one per
+// commit, and none can come between the check and the commit), without
+// it it is read after the commit. Nothing to send sends nothing (the
+// check is still made) and returns the current generation.
+func (c *Conn) apply(ctx context.Context, tx *Tx, raw []RawRule, wantGen uint32) (uint32, error) {
+	if tx.err != nil {
+		return 0, tx.err
+	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.nc == nil {
-		return errors.New("nft: connection closed")
+	if c.raw == nil {
+		return 0, errors.New("nft: connection closed")
 	}
-	if err := tx.build(c.nc); err != nil {
-		// Messages of a half-built batch are queued in the library's
-		// Conn: throw the socket away so that nothing of it is sent.
-		return errors.Join(fmt.Errorf("build batch: %w", err), c.redial())
+	if len(tx.ops) == 0 && len(raw) == 0 {
+		g, err := c.generation()
+		if err == nil && wantGen != 0 && g != wantGen {
+			return g, ErrGenerationChanged
+		}
+		return g, err
 	}
-	deadline := time.Now().Add(flushTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if c.sock != nil {
-		_ = c.sock.SetDeadline(deadline)
-	}
-	err := c.nc.Flush()
-	if c.sock != nil {
-		_ = c.sock.SetDeadline(time.Time{})
-	}
+	first, last, err := encodeBatch(&c.raw.w, tx, raw, wantGen)
 	if err != nil {
-		return errors.Join(classify(err), c.redial())
+		return 0, fmt.Errorf("build batch: %w", err)
 	}
-	return nil
+	if err := c.raw.send(); err != nil {
+		return 0, errors.Join(fmt.Errorf("commit batch in %s: %w", c.nsPath, err), c.rawFailed())
+	}
+	failed, errno, err := c.raw.batchResult(first, last)
+	if err != nil {
+		// The batch may or may not be committed: nobody may trust a view.
+		return 0, errors.Join(fmt.Errorf("commit batch in %s: read the kernel's answer: %w", c.nsPath, err), c.rawFailed())
+	}
+	switch {
+	case errno == unix.ERESTART && failed == first && wantGen != 0:
+		return 0, ErrGenerationChanged
+	case errno != 0:
+		return 0, &KernelError{Errno: errno, err: errno}
+	case wantGen != 0:
+		return nextGen(wantGen), nil
+	}
+	return c.generation()
 }
 
-// classify wraps kernel errors so that callers can test them with
-// [IsNotFound] and [IsExist].
-func classify(err error) error {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return &KernelError{Errno: errno, err: err}
+// nextGen is the generation after one commit (the kernel skips 0).
+func nextGen(g uint32) uint32 {
+	if g++; g == 0 {
+		g++
 	}
-	return fmt.Errorf("commit batch: %w", err)
+	return g
 }
 
 // KernelError is an error the kernel returned for a batch.

@@ -245,3 +245,44 @@ func (ct *Conntrack) Delete(ctx context.Context, f Family, flt ConntrackFilter) 
 	}
 	return n, nil
 }
+
+// ConntrackCount returns the number of conntrack entries of the
+// connection's namespace, all families together (see [Conntrack.Count]),
+// on the connection's own socket: a caller can skip opening a
+// [Conntrack] when there is nothing to delete.
+func (c *Conn) ConntrackCount(ctx context.Context) (uint32, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.raw == nil {
+		return 0, errors.New("nft: connection closed")
+	}
+	c.raw.getReq(unix.NFNL_SUBSYS_CTNETLINK<<8|ipctnlMsgCtGetStats, 0, unix.AF_UNSPEC, nil)
+	var n uint32
+	found := false
+	err := c.raw.request(false, func(m nlMsg) error {
+		if len(m.data) < 4 {
+			return nil
+		}
+		ad, err := netlink.NewAttributeDecoder(m.data[4:])
+		if err != nil {
+			return err
+		}
+		ad.ByteOrder = binary.BigEndian
+		for ad.Next() {
+			if ad.Type() == ctaStatsGlobalEntries {
+				n, found = ad.Uint32(), true
+			}
+		}
+		return ad.Err()
+	})
+	if err != nil {
+		return 0, errors.Join(fmt.Errorf("conntrack statistics: %w", err), c.rawFailed())
+	}
+	if !found {
+		return 0, errors.New("conntrack statistics: no entry count in reply")
+	}
+	return n, nil
+}

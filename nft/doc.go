@@ -8,13 +8,18 @@
 //
 // Be aware:
 //   - One [Conn.Apply] is one netlink batch, so it commits whole or not at
-//     all. After any error the underlying socket is discarded and a fresh one
-//     is dialled (google/nftables v0.3.0 keeps a poisoned error and stale
-//     replies otherwise).
-//   - Socket buffers are raised to 32 MiB (SO_RCVBUFFORCE/SO_SNDBUFFORCE), and
-//     element lists are split into chunks of at most 1000 elements, so large
-//     batches neither fail with EMSGSIZE nor report a spurious ENOBUFS nor get
-//     silently truncated.
+//     all. A batch can carry the ruleset generation it was computed from
+//     ([Conn.ApplyGen]): the kernel then refuses it, atomically, if anything
+//     else committed in between.
+//   - The connection drives its own netlink socket with blocking system
+//     calls and checks the sequence number of every reply; after a failure
+//     on it the socket is discarded and a fresh one is dialled, so no stale
+//     reply is ever taken for another request's.
+//   - Socket buffers are raised to 32 MiB (SO_RCVBUFFORCE/SO_SNDBUFFORCE),
+//     batch messages ask for no acknowledgement (only failures are
+//     answered), and element lists are split before a netlink attribute's
+//     16-bit length overflows, so large batches neither fail with EMSGSIZE
+//     nor report a spurious ENOBUFS nor get silently truncated.
 //   - Interface names are matched as names, so rules may name bridges that do
 //     not exist yet.
 package nft

@@ -27,53 +27,53 @@ func (c *Conn) GetElement(ctx context.Context, s Set, key []Value) (e ElementSta
 	if err != nil {
 		return e, false, fmt.Errorf("get element of %s: %w", s.Name, err)
 	}
-	ae := netlink.NewAttributeEncoder()
-	ae.String(unix.NFTA_SET_ELEM_LIST_TABLE, TableName)
-	ae.String(unix.NFTA_SET_ELEM_LIST_SET, s.Name)
-	ae.Nested(unix.NFTA_SET_ELEM_LIST_ELEMENTS, func(ae *netlink.AttributeEncoder) error {
-		ae.Nested(1, func(ae *netlink.AttributeEncoder) error {
-			ae.Nested(unix.NFTA_SET_ELEM_KEY, func(ae *netlink.AttributeEncoder) error {
-				ae.Bytes(unix.NFTA_DATA_VALUE, kb)
-				return nil
-			})
-			return nil
-		})
-		return nil
-	})
-	attrs, err := ae.Encode()
-	if err != nil {
-		return e, false, err
-	}
-	req := netlink.Message{
-		Header: netlink.Header{
-			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETSETELEM),
-			Flags: netlink.Request,
-		},
-		Data: append([]byte{byte(s.Family), unix.NFNETLINK_V0, 0, 0}, attrs...),
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sock == nil {
+	if c.raw == nil {
 		return e, false, errors.New("nft: connection closed")
 	}
-	msgs, err := c.sock.Execute(req)
+	c.raw.getReq(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSETELEM, 0, uint8(s.Family), func(w *msgWriter) {
+		w.attrStr(unix.NFTA_SET_ELEM_LIST_TABLE, TableName)
+		w.attrStr(unix.NFTA_SET_ELEM_LIST_SET, s.Name)
+		list := w.nest(unix.NFTA_SET_ELEM_LIST_ELEMENTS)
+		item := w.nest(1)
+		k := w.nest(unix.NFTA_SET_ELEM_KEY)
+		w.attr(unix.NFTA_DATA_VALUE, kb)
+		w.endNest(k)
+		w.endNest(item)
+		w.endNest(list)
+	})
+	err = c.raw.request(false, func(m nlMsg) error {
+		if len(m.data) < 4 || ok {
+			return nil
+		}
+		var derr error
+		e, ok, derr = decodeElemList(m.data[4:])
+		if ok {
+			// The reply lives in the socket's buffer: keep copies.
+			e.Key, e.Data = clone(e.Key), clone(e.Data)
+		}
+		return derr
+	})
 	if err != nil {
 		var oe *netlink.OpError
 		if errors.As(err, &oe) && errors.Is(oe.Err, unix.ENOENT) {
-			return e, false, nil
+			return ElementState{}, false, nil
 		}
-		return e, false, errors.Join(fmt.Errorf("get element of %s in %s: %w", s.Name, c.nsPath, err), c.redial())
+		return ElementState{}, false, errors.Join(fmt.Errorf("get element of %s in %s: %w", s.Name, c.nsPath, err), c.rawFailed())
 	}
-	for _, m := range msgs {
-		if len(m.Data) < 4 {
-			continue
-		}
-		e, ok, err = decodeElemList(m.Data[4:])
-		if err != nil || ok {
-			return e, ok, err
-		}
+	if !ok {
+		return e, false, fmt.Errorf("get element of %s: no element in the reply", s.Name)
 	}
-	return e, false, fmt.Errorf("get element of %s: no element in the reply", s.Name)
+	return e, true, nil
+}
+
+// clone copies b (nil stays nil).
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
 }
 
 // decodeElemList decodes the first element of a NEWSETELEM message.
@@ -172,3 +172,29 @@ func decodeCounter(ad *netlink.AttributeDecoder, e *ElementState) error {
 // nftaSetElemExpressions is NFTA_SET_ELEM_EXPRESSIONS (Linux 5.12), which
 // x/sys/unix does not define.
 const nftaSetElemExpressions = 11
+
+// HasSet reports whether the set or map exists in dnft's table of the
+// family, with one NFT_MSG_GETSET request for it.
+func (c *Conn) HasSet(ctx context.Context, f Family, name string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.raw == nil {
+		return false, errors.New("nft: connection closed")
+	}
+	c.raw.getReq(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSET, 0, uint8(f), func(w *msgWriter) {
+		w.attrStr(unix.NFTA_SET_TABLE, TableName)
+		w.attrStr(unix.NFTA_SET_NAME, name)
+	})
+	err := c.raw.request(false, func(nlMsg) error { return nil })
+	if err != nil {
+		var oe *netlink.OpError
+		if errors.As(err, &oe) && errors.Is(oe.Err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, errors.Join(fmt.Errorf("get set %s in %s: %w", name, c.nsPath, err), c.rawFailed())
+	}
+	return true, nil
+}

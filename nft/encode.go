@@ -118,33 +118,55 @@ func keyType(fam Family, fields []Field) (nftables.SetDatatype, error) {
 
 // encodeKey encodes element key values, each padded to 4 bytes.
 func encodeKey(fam Family, fields []Field, vals []Value) ([]byte, error) {
+	return appendKey(nil, fam, fields, vals)
+}
+
+// appendKey is encodeKey appending to dst.
+func appendKey(dst []byte, fam Family, fields []Field, vals []Value) ([]byte, error) {
 	if len(vals) != len(fields) {
 		return nil, fmt.Errorf("key has %d values, set has %d fields", len(vals), len(fields))
 	}
-	var out []byte
 	for i, f := range fields {
-		b, err := encodeValue(fam, f, vals[i])
+		start := len(dst)
+		var err error
+		dst, err = appendValue(dst, fam, f, vals[i])
 		if err != nil {
 			return nil, err
 		}
 		if len(fields) > 1 {
-			b = append(b, make([]byte, int(padded(uint32(len(b))))-len(b))...)
+			for (len(dst)-start)%4 != 0 {
+				dst = append(dst, 0)
+			}
 		}
-		out = append(out, b...)
 	}
-	return out, nil
+	return dst, nil
 }
 
-func encodeValue(fam Family, f Field, v Value) ([]byte, error) {
+func appendValue(dst []byte, fam Family, f Field, v Value) ([]byte, error) {
 	switch f {
 	case FieldIIFName, FieldOIFName:
-		return ifnameBytes(v.Name)
+		if len(v.Name) == 0 || len(v.Name) >= unix.IFNAMSIZ {
+			return nil, fmt.Errorf("interface name %q: must be 1 to 15 bytes", v.Name)
+		}
+		dst = append(dst, v.Name...)
+		for range unix.IFNAMSIZ - len(v.Name) {
+			dst = append(dst, 0)
+		}
+		return dst, nil
 	case FieldSaddr, FieldDaddr:
-		return addrBytes(fam, v.Addr)
+		switch a := v.Addr; {
+		case fam == IPv4 && a.Is4():
+			b := a.As4()
+			return append(dst, b[:]...), nil
+		case fam == IPv6 && a.Is6() && !a.Is4In6():
+			b := a.As16()
+			return append(dst, b[:]...), nil
+		}
+		return nil, fmt.Errorf("address %s is not of family %s", v.Addr, fam)
 	case FieldL4Proto:
-		return []byte{v.Proto}, nil
+		return append(dst, v.Proto), nil
 	default:
-		return binary.BigEndian.AppendUint16(nil, v.Port), nil
+		return binary.BigEndian.AppendUint16(dst, v.Port), nil
 	}
 }
 

@@ -24,61 +24,46 @@ func (c *Conn) Generation(ctx context.Context) (uint32, error) {
 }
 
 func (c *Conn) generation() (uint32, error) {
-	if c.sock == nil {
+	if c.raw == nil {
 		return 0, errors.New("nft: connection closed")
 	}
-	req := netlink.Message{
-		Header: netlink.Header{
-			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN),
-			Flags: netlink.Request,
-		},
-		Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
-	}
-	msgs, err := c.sock.Execute(req)
-	if err != nil {
-		return 0, errors.Join(fmt.Errorf("get generation: %w", err), c.redial())
-	}
-	for _, m := range msgs {
-		if len(m.Data) < 4 {
-			continue
+	c.raw.getReq(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETGEN, 0, unix.AF_UNSPEC, nil)
+	var gen uint32
+	found := false
+	err := c.raw.request(false, func(m nlMsg) error {
+		if len(m.data) < 4 {
+			return nil
 		}
-		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		ad, err := netlink.NewAttributeDecoder(m.data[4:])
 		if err != nil {
-			return 0, err
+			return err
 		}
 		ad.ByteOrder = binary.BigEndian
 		for ad.Next() {
 			if ad.Type() == unix.NFTA_GEN_ID {
-				return ad.Uint32(), nil
+				gen, found = ad.Uint32(), true
 			}
 		}
+		return ad.Err()
+	})
+	if err != nil {
+		return 0, errors.Join(fmt.Errorf("get generation: %w", err), c.rawFailed())
 	}
-	return 0, errors.New("get generation: no NFTA_GEN_ID in reply")
+	if !found {
+		return 0, errors.New("get generation: no NFTA_GEN_ID in reply")
+	}
+	return gen, nil
 }
 
 // ApplyGen applies a transaction like [Conn.Apply] and returns the
-// generation right after the commit. When wantGen is not zero and the
-// current generation differs, nothing is sent and ErrGenerationChanged is
-// returned, so a caller whose cached view is stale re-reads first.
-//
-// The check and the commit are two steps: another process may commit in
-// between, so ApplyGen is an optimisation for a single writer, not a lock.
+// generation right after the commit. When wantGen is not zero the batch
+// carries it and the kernel commits it only if the ruleset generation is
+// still wantGen, atomically: otherwise nothing changes and
+// ErrGenerationChanged is returned, so a caller whose cached view is stale
+// reads again. The returned generation is then the one after wantGen,
+// without another request.
 func (c *Conn) ApplyGen(ctx context.Context, tx *Tx, wantGen uint32) (uint32, error) {
-	if wantGen != 0 {
-		c.mu.Lock()
-		g, err := c.generation()
-		c.mu.Unlock()
-		if err != nil {
-			return 0, err
-		}
-		if g != wantGen {
-			return g, ErrGenerationChanged
-		}
-	}
-	if err := c.Apply(ctx, tx); err != nil {
-		return 0, err
-	}
-	return c.Generation(ctx)
+	return c.apply(ctx, tx, nil, wantGen)
 }
 
 // ErrGenerationChanged means the ruleset changed since the caller's view.

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 )
 
 // VirtualHandle is set in the handles that [Tx.Objects] gives the rules
@@ -355,4 +356,20 @@ func elementState(le nftables.SetElement) ElementState {
 		es.Verdict = fromLibVerdict(le.VerdictData)
 	}
 	return es
+}
+
+func fromLibVerdict(v *expr.Verdict) *Verdict {
+	switch v.Kind {
+	case expr.VerdictAccept:
+		return &Verdict{Kind: Accept}
+	case expr.VerdictDrop:
+		return &Verdict{Kind: Drop}
+	case expr.VerdictReturn:
+		return &Verdict{Kind: Return}
+	case expr.VerdictJump:
+		return &Verdict{Kind: Jump, Chain: v.Chain}
+	case expr.VerdictGoto:
+		return &Verdict{Kind: Goto, Chain: v.Chain}
+	}
+	return nil
 }

@@ -121,7 +121,7 @@ func (c *Conn) ReadChainRules(ctx context.Context, f Family, chain string) (rule
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sock == nil {
+	if c.raw == nil {
 		return nil, false, errors.New("nft: connection closed")
 	}
 	// A dump of a missing table or chain is empty rather than an error:
@@ -129,13 +129,13 @@ func (c *Conn) ReadChainRules(ctx context.Context, f Family, chain string) (rule
 	if ok, err := c.chainExists(f, chain); err != nil || !ok {
 		return nil, false, err
 	}
-	msgs, err := c.sock.Execute(req)
+	msgs, err := c.raw.execute(req)
 	if err != nil {
 		var oe *netlink.OpError
 		if errors.As(err, &oe) && errors.Is(oe.Err, unix.ENOENT) {
 			return nil, false, nil
 		}
-		return nil, false, c.readErr("read rules of "+chain, err)
+		return nil, false, errors.Join(fmt.Errorf("read rules of %s in %s: %w", chain, c.nsPath, err), c.rawFailed())
 	}
 	for _, m := range msgs {
 		if len(m.Data) < 4 {
@@ -178,38 +178,14 @@ func (c *Conn) chainExists(f Family, chain string) (bool, error) {
 		},
 		Data: append([]byte{byte(f), unix.NFNETLINK_V0, 0, 0}, attrs...),
 	}
-	if _, err := c.sock.Execute(req); err != nil {
+	if _, err := c.raw.execute(req); err != nil {
 		var oe *netlink.OpError
 		if errors.As(err, &oe) && errors.Is(oe.Err, unix.ENOENT) {
 			return false, nil
 		}
-		return false, c.readErr("read chain "+chain, err)
+		return false, errors.Join(fmt.Errorf("read chain %s in %s: %w", chain, c.nsPath, err), c.rawFailed())
 	}
 	return true, nil
-}
-
-// anonSet reads an anonymous set of dnft's table (c.mu held).
-func (c *Conn) anonSet(f Family, name string) (AnonSet, error) {
-	ls, err := c.nc.GetSetByName(table(f), name)
-	if err != nil {
-		return AnonSet{}, c.readErr("read set "+name, err)
-	}
-	if !ls.Anonymous || ls.IsMap || ls.Concatenation {
-		return AnonSet{}, fmt.Errorf("set %s is not an anonymous set", name)
-	}
-	elems, err := c.nc.GetSetElements(ls)
-	if err != nil {
-		return AnonSet{}, c.readErr("read elements of "+name, err)
-	}
-	s := AnonSet{KeyType: ls.KeyType.GetNFTMagic(), KeyLen: ls.KeyType.Bytes, Interval: ls.Interval}
-	for _, e := range elems {
-		if len(e.Val) != 0 || e.VerdictData != nil {
-			return AnonSet{}, fmt.Errorf("set %s has data", name)
-		}
-		s.Elements = append(s.Elements, AnonElement{Key: e.Key, End: e.IntervalEnd})
-	}
-	sortElements(s.Elements)
-	return s, nil
 }
 
 // decodeRawRule decodes one NEWRULE message body and canonicalizes it;

@@ -9,26 +9,6 @@ import (
 	"github.com/google/nftables/userdata"
 )
 
-// maxElemsPerMsg and maxElemBytes bound the elements of one
-// NEWSETELEM/DELSETELEM message: google/nftables v0.3.0 silently truncates
-// lists whose nested attribute exceeds 64 KiB (mdlayher/netlink stores its
-// length in 16 bits), which 1000 elements with comments do. Chunks still
-// travel in one batch.
-const (
-	maxElemsPerMsg = 1000
-	maxElemBytes   = 48 << 10
-)
-
-// elemBytes over-estimates the encoded size of one element: its key, end
-// key, data, verdict chain and comment, plus attribute headers.
-func elemBytes(e nftables.SetElement) int {
-	n := 64 + len(e.Key) + len(e.KeyEnd) + len(e.Val) + len(e.Comment)
-	if e.VerdictData != nil {
-		n += len(e.VerdictData.Chain)
-	}
-	return n
-}
-
 // maxCommentLen is the kernel's limit on a comment (NFT_USERDATA_MAXLEN is
 // 256 bytes including type, length and NUL).
 const maxCommentLen = 250
@@ -149,95 +129,6 @@ func (tx *Tx) Append(o *Tx) {
 
 func table(f Family) *nftables.Table {
 	return &nftables.Table{Name: TableName, Family: nftables.TableFamily(f)}
-}
-
-// build queues the transaction on a library connection.
-func (tx *Tx) build(nc *nftables.Conn) error {
-	setIDs := map[string]uint32{}
-	nextID := uint32(1)
-	for i, o := range tx.ops {
-		t := table(o.fam)
-		var err error
-		switch o.kind {
-		case opAddTable:
-			nc.AddTable(t)
-		case opDelTable:
-			nc.DelTable(t)
-		case opAddChain:
-			nc.AddChain(libChain(t, o.chain))
-		case opFlushChain:
-			nc.FlushChain(&nftables.Chain{Table: t, Name: o.chain.Name})
-		case opDelChain:
-			nc.DelChain(&nftables.Chain{Table: t, Name: o.chain.Name})
-		case opAddRule, opInsertRule:
-			var r *nftables.Rule
-			r, err = libRule(t, o.rule, setIDs)
-			if r != nil {
-				r.Position = o.handle
-			}
-			if err == nil && o.kind == opAddRule {
-				nc.AddRule(r)
-			} else if err == nil {
-				nc.InsertRule(r)
-			}
-		case opDelRule:
-			err = nc.DelRule(&nftables.Rule{Table: t, Chain: &nftables.Chain{Name: o.rule.Chain, Table: t}, Handle: o.handle})
-		case opAddSet:
-			var s *nftables.Set
-			s, err = libSet(t, o.set)
-			if err == nil {
-				s.ID = nextID
-				setIDs[o.set.Name+"/"+o.fam.String()] = nextID
-				nextID++
-				err = nc.AddSet(s, nil)
-			}
-		case opDelSet:
-			nc.DelSet(&nftables.Set{Table: t, Name: o.set.Name})
-		case opFlushSet:
-			nc.FlushSet(&nftables.Set{Table: t, Name: o.set.Name})
-		case opAddElems, opDelElems:
-			err = buildElems(nc, t, o, setIDs[o.set.Name+"/"+o.fam.String()])
-		default:
-			err = fmt.Errorf("unknown op %d", o.kind)
-		}
-		if err != nil {
-			return fmt.Errorf("change %d of %d: %w", i+1, len(tx.ops), err)
-		}
-	}
-	return nil
-}
-
-func buildElems(nc *nftables.Conn, t *nftables.Table, o op, id uint32) error {
-	s, err := libSet(t, o.set)
-	if err != nil {
-		return err
-	}
-	s.ID = id
-	var elems []nftables.SetElement
-	for _, e := range o.elems {
-		le, err := libElements(o.set, e)
-		if err != nil {
-			return fmt.Errorf("set %s: %w", o.set.Name, err)
-		}
-		elems = append(elems, le...)
-	}
-	for len(elems) > 0 {
-		n, size := 0, 0
-		for n < len(elems) && n < maxElemsPerMsg && (n == 0 || size+elemBytes(elems[n]) <= maxElemBytes) {
-			size += elemBytes(elems[n])
-			n++
-		}
-		if o.kind == opAddElems {
-			err = nc.SetAddElements(s, elems[:n])
-		} else {
-			err = nc.SetDeleteElements(s, elems[:n])
-		}
-		if err != nil {
-			return fmt.Errorf("set %s: %w", o.set.Name, err)
-		}
-		elems = elems[n:]
-	}
-	return nil
 }
 
 func libChain(t *nftables.Table, c Chain) *nftables.Chain {

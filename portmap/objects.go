@@ -1,7 +1,6 @@
 package portmap
 
 import (
-	"fmt"
 	"net/netip"
 	"strconv"
 
@@ -163,9 +162,24 @@ type elem struct {
 	shared bool
 }
 
-// id identifies an element by set and key (not by data or comment).
-func (x elem) id() string {
-	return fmt.Sprintf("%s/%s/%v", x.set.Family, x.set.Name, x.e.Key)
+// elemID identifies an element by set and key (not by data or comment).
+// Keys have at most four fields.
+type elemID struct {
+	set setID
+	n   int
+	key [4]nft.Value
+}
+
+// setID identifies a set.
+type setID struct {
+	fam  nft.Family
+	name string
+}
+
+func (x elem) id() elemID {
+	id := elemID{set: setID{x.set.Family, x.set.Name}, n: len(x.e.Key)}
+	copy(id.key[:], x.e.Key)
+	return id
 }
 
 // elements lists every element that one binding owns, in the order they
@@ -262,12 +276,12 @@ func (x *Index) Unpublish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, b
 // queue collects the elements of bs that skip does not refuse (each once),
 // grouped by set in first-seen order, and passes them to do.
 func queue(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, seq int64, skip func(Binding, elem) bool, do func(nft.Set, ...nft.Element)) {
-	var order []string
-	groups := map[string]*struct {
+	var order []setID
+	groups := map[setID]*struct {
 		set   nft.Set
 		elems []nft.Element
 	}{}
-	seen := map[string]bool{}
+	seen := map[elemID]bool{}
 	for i, b := range bs {
 		for _, x := range elements(d, n, b, seq+int64(i)) {
 			if skip(b, x) {
@@ -278,7 +292,7 @@ func queue(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, se
 				continue
 			}
 			seen[id] = true
-			g := x.set.Family.String() + "/" + x.set.Name
+			g := id.set
 			if groups[g] == nil {
 				groups[g] = &struct {
 					set   nft.Set
