@@ -75,10 +75,11 @@ func (r *rawConn) close() error {
 
 var kernelAddr = &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
 
-// send sends the writer's buffer as one datagram.
+// send sends the writer's buffer as one datagram, with sendmsg(2) as
+// netlink libraries do (tests trace that call).
 func (r *rawConn) send() error {
 	for {
-		err := unix.Sendto(r.fd, r.w.b, 0, kernelAddr)
+		_, err := unix.SendmsgN(r.fd, r.w.b, nil, kernelAddr, 0)
 		if !errors.Is(err, unix.EINTR) {
 			return err
 		}
