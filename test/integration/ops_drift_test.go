@@ -243,7 +243,16 @@ func TestWatch(t *testing.T) {
 	}), "%s", logs.String())
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	err := cmd.Wait()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-exited:
+	case <-time.After(eventWait):
+		_ = cmd.Process.Kill()
+		err = <-exited
+		t.Fatalf("watch did not exit after SIGTERM (killed: %v): %s", err, logs.String())
+	}
 	stopped = true
 	require.NoError(t, err, "watch must exit 0 on SIGTERM: %s", logs.String())
 	require.Contains(t, logs.String(), "stopped")

@@ -77,15 +77,25 @@ func hitsFrom(ns *harness.NS, src netip.AddrPort) int {
 // (conntrack -L filters).
 func conntrackCount(ctx context.Context, t *testing.T, ns *harness.NS, args ...string) int {
 	t.Helper()
+	n, err := conntrackEntries(ctx, ns, args...)
+	require.NoError(t, err)
+	return n
+}
+
+// conntrackEntries is conntrackCount without a testing.T, for conditions
+// that testify polls on another goroutine.
+func conntrackEntries(ctx context.Context, ns *harness.NS, args ...string) (int, error) {
 	out, err := ns.Run(ctx, append([]string{"conntrack", "-L", "-p", "udp"}, args...)...)
-	require.NoError(t, err, out)
+	if err != nil {
+		return 0, err
+	}
 	n := 0
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(l, "udp ") {
 			n++
 		}
 	}
-	return n
+	return n, nil
 }
 
 // TestConntrackUDPFlow: a UDP "flow" from the LAN to a host port, started
@@ -132,7 +142,10 @@ func TestConntrackUDPFlow(t *testing.T) {
 		flow := newUDPFlow(t, tc.topo.LAN, oldPort, hostPort)
 		flows[tc.name] = flow
 		flow.send(t) // refused by the host: nothing is published yet
-		require.Eventually(t, func() bool { return conntrackCount(ctx, t, tc.topo.Host, "--orig-port-dst", "8080") == 1 },
+		require.Eventually(t, func() bool {
+			n, err := conntrackEntries(ctx, tc.topo.Host, "--orig-port-dst", "8080")
+			return err == nil && n == 1
+		},
 			answerWait, 10*time.Millisecond, "%s: the flow has a conntrack entry", tc.name)
 		// The host talks to the container directly: an entry whose
 		// original destination is the container.
