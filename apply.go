@@ -144,7 +144,7 @@ func (fw *Firewall) recordWith(ctx context.Context, r ingress.Reader, exists fun
 		return s, nil, fmt.Errorf("%w: %w", ErrStateUnknown, err)
 	}
 	if !initialized {
-		for _, f := range nft.Families {
+		for _, f := range nft.TableFamilies {
 			ok, err := exists(f)
 			if err != nil {
 				return s, nil, err
@@ -272,7 +272,7 @@ func (r *txReader) ReadChain(_ context.Context, f nft.Family, name string) (nft.
 // readTables reads dnft's tables of every family that has one.
 func (fw *Firewall) readTables(ctx context.Context) ([]nft.TableState, error) {
 	var out []nft.TableState
-	for _, f := range nft.Families {
+	for _, f := range nft.TableFamilies {
 		t, ok, err := fw.conn.ReadTable(ctx, f)
 		if err != nil {
 			return nil, err
@@ -312,6 +312,7 @@ func build(ctx context.Context, s State) (*nft.Tx, error) {
 			}
 		}
 	}
+	chains.SyncYields(tx, d, chains.Order{}, stateOrder(s))
 	x := portmap.NewIndex(nil)
 	if err := publishRuns(tx, d, s.Networks, x, s.Ports); err != nil {
 		return nil, err
@@ -447,7 +448,7 @@ func (fw *Firewall) restore(ctx context.Context, want State, ifChanged bool) (ch
 		return 0, 0, err
 	}
 	var fams []nft.Family
-	for _, f := range nft.Families {
+	for _, f := range nft.TableFamilies {
 		ok, err := fw.conn.TableExists(ctx, f)
 		if err != nil {
 			return 0, 0, err
@@ -641,21 +642,13 @@ func (fw *Firewall) settle(s State, nets []Network, ing []IngressPublished) {
 	if s.Daemon == nil {
 		return
 	}
-	d := *s.Daemon
 	if v, _, err := fw.conn.Sysctl("net.ipv4.ip_forward"); err == nil && v != "1" && len(nets) > 0 {
 		fw.warnf(fmt.Errorf("%w in namespace %s: containers cannot reach or be reached from outside", ErrIPForwardOff, fw.conn.NetNS()))
 	}
-	for _, n := range nets {
-		if err := fw.networkSysctls(d, n.NetworkConfig); err != nil {
-			fw.warnf(fmt.Errorf("network %s: %w", n.Name, err))
-		}
-	}
-	for _, p := range ing {
-		if p.Target.Is4() {
-			if err := fw.routeLocalnet(p.GwBridge); err != nil {
-				fw.warnf(fmt.Errorf("ingress %s: %w", p.Port, err))
-			}
-		}
+	sub := s
+	sub.Networks, sub.Ingress = nets, ing
+	if _, err := fw.applyLinks(context.Background(), stateLinks(sub)); err != nil {
+		fw.warnf(fmt.Errorf("bridge settings: %w", err))
 	}
 }
 
@@ -833,6 +826,7 @@ func (fw *Firewall) apply(ctx context.Context, want State) (Plan, error) {
 	if err := planIngress(ctx, fw, tx, d, cur, want, &p); err != nil {
 		return Plan{}, err
 	}
+	chains.SyncYields(tx, d, stateOrder(cur), stateOrder(want))
 	raw, err := fw.planUser(ctx, tx, d, cur, user, want, &p)
 	if err != nil {
 		return Plan{}, err

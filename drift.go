@@ -41,7 +41,9 @@ const maxElemFindings = 10
 // rules (compared by chain, comment and order) and set elements (by set
 // and key, then data and comment), and missing tables. DOCKER-USER's
 // rules are the operator's and are never drift; the chain and its jump
-// are.
+// are. It also compares the kernel settings dnft keeps on the bridges
+// that exist and their ports (route_localnet, bridge netfilter, hairpin
+// mode: see [chains.LinkSettings]); a missing bridge is no drift.
 //
 // When dnft's records are gone (a deleted table, a flushed ruleset),
 // saved — the last saved or known good state, which may be nil — is what
@@ -107,6 +109,11 @@ func (fw *Firewall) repair(ctx context.Context, saved *State) ([]Finding, State,
 	if err != nil || len(findings) == 0 {
 		return findings, p.stateOrZero(), 0, err
 	}
+	if onlyLinkFindings(findings) {
+		// Settings of bridges and ports: the tables are fine.
+		_, err := fw.applyLinks(ctx, stateLinks(p.state))
+		return findings, p.state, 0, err
+	}
 	if p.userBad != nil {
 		return findings, p.state, 0, fmt.Errorf("repairing would lose a %s rule that dnft cannot re-create (%w): change that rule, or repair by hand", chains.DockerUser, p.userBad)
 	}
@@ -141,7 +148,11 @@ func (fw *Firewall) inspect(ctx context.Context, saved *State) (findings []Findi
 	// The operator's rules are the kernel's where DOCKER-USER exists; if
 	// one of those cannot be reproduced, a rebuild would lose it.
 	p.userBad = user.bad()
-	return compareTables(p.objs, have, p.specs), p, have, nil
+	links, err := fw.linkDrift(ctx, p.state)
+	if err != nil {
+		return nil, nil, have, err
+	}
+	return append(compareTables(p.objs, have, p.specs), links...), p, have, nil
 }
 
 // flushedUser gives back saved's DOCKER-USER rules to a family whose
@@ -240,7 +251,7 @@ func unknownFindings(have []nft.TableState, why error) []Finding {
 // programs (want) and those in the kernel (have).
 func compareTables(want, have []nft.TableState, specs map[nft.Family]map[string]nft.Set) []Finding {
 	var out []Finding
-	for _, f := range nft.Families {
+	for _, f := range nft.TableFamilies {
 		w, h := findTable(want, f), findTable(have, f)
 		add := func(object, problem string) { out = append(out, Finding{Family: f, Object: object, Problem: problem}) }
 		switch {

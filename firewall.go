@@ -421,6 +421,12 @@ func (fw *Firewall) initialize(ctx context.Context, d DaemonConfig) ([]string, e
 			}
 		}
 	}
+	if !d.UserlandProxy {
+		// Hairpin mode needs bridge netfilter: fail now, not later.
+		if err := fw.requireBridgeNetfilter(ctx); err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
+	}
 	tx := &nft.Tx{}
 	chains.Init(tx, d)
 	chains.InitUser(tx, d)
@@ -465,7 +471,7 @@ func (fw *Firewall) Reset(ctx context.Context) error {
 	}
 	defer unlock()
 	tx := &nft.Tx{}
-	for _, f := range nft.Families {
+	for _, f := range nft.TableFamilies {
 		ok, err := fw.conn.TableExists(ctx, f)
 		if err != nil {
 			return fmt.Errorf("reset: %w", err)

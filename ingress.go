@@ -49,7 +49,7 @@ func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 		ch ingress.Change
 	)
 	err = fw.retry(func() error {
-		d, _, err := fw.state(ctx)
+		d, nets, err := fw.state(ctx)
 		if err != nil {
 			return fmt.Errorf("publish ingress: %w", err)
 		}
@@ -65,6 +65,9 @@ func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 		if err != nil {
 			return fmt.Errorf("publish ingress: %w", err)
 		}
+		if ch.NewGateway {
+			newGatewayYields(tx, d, nets, np.Family(), np.GwBridge, ch.Published.Seq)
+		}
 		// Ingress changes no network and no container binding: the view
 		// stays valid, with the family's ingress maps now present.
 		fam := np.Family()
@@ -77,7 +80,8 @@ func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 		return err
 	}
 	if ch.NewGateway && np.Target.Is4() {
-		if err := fw.routeLocalnet(np.GwBridge); err != nil {
+		gw := linkWant{gatewayName(np.GwBridge): {RouteLocalnet: true}}
+		if _, err := fw.applyLinks(ctx, gw); err != nil {
 			return fmt.Errorf("publish ingress %s: %w", np, err)
 		}
 	}
@@ -116,7 +120,7 @@ func (fw *Firewall) UnpublishIngress(ctx context.Context, p IngressPort) error {
 	}
 	defer unlock()
 	return fw.retry(func() error {
-		d, _, err := fw.state(ctx)
+		d, nets, err := fw.state(ctx)
 		if err != nil {
 			return fmt.Errorf("unpublish ingress: %w", err)
 		}
@@ -124,10 +128,16 @@ func (fw *Firewall) UnpublishIngress(ctx context.Context, p IngressPort) error {
 		if err != nil {
 			return fmt.Errorf("unpublish ingress: %w", err)
 		}
-		tx := &nft.Tx{}
-		if _, err := ingress.Unpublish(ctx, fw.conn, tx, d, np); err != nil {
+		before, err := fw.ingressBefore(ctx, d, nets)
+		if err != nil {
 			return fmt.Errorf("unpublish ingress: %w", err)
 		}
+		tx := &nft.Tx{}
+		done, err := ingress.Unpublish(ctx, fw.conn, tx, d, np)
+		if err != nil {
+			return fmt.Errorf("unpublish ingress: %w", err)
+		}
+		unpublishYields(tx, d, nets, before, done)
 		// The last port of a family removes its ingress maps: find out
 		// again when needed.
 		if err := fw.commit(ctx, tx, func(v *view) { v.ingress = [2]uint8{} }); err != nil {

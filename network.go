@@ -11,19 +11,32 @@ import (
 
 // CreateNetwork programs a bridge network in one batch. The configuration
 // is validated first (also against existing networks); nothing is sent if
-// it is bad.
+// it is bad. The bridge need not exist; an existing interface of that
+// name must be a bridge (not lo, not an uplink), else a FieldError. A
+// subnet that overlaps an address of another interface of the namespace
+// is allowed, with a warning to the warn function ([Firewall.SetWarnFunc]).
 func (fw *Firewall) CreateNetwork(ctx context.Context, n NetworkConfig) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
 	if err := n.Validate(); err != nil {
 		return fmt.Errorf("create network: %w", err)
 	}
+	if err := fw.checkBridgeLink(ctx, n); err != nil {
+		return fmt.Errorf("create network: %w", err)
+	}
+	overlaps, err := fw.subnetOverlaps(ctx, n)
+	if err != nil {
+		return fmt.Errorf("create network %s: %w", n.Name, err)
+	}
 	unlock, err := fw.exclusive(ctx)
 	if err != nil {
 		return fmt.Errorf("create network %s: %w", n.Name, err)
 	}
 	defer unlock()
-	var d DaemonConfig
+	var (
+		d  DaemonConfig
+		nw chains.Network
+	)
 	err = fw.retry(func() error {
 		var (
 			nets []Network
@@ -39,9 +52,17 @@ func (fw *Firewall) CreateNetwork(ctx context.Context, n NetworkConfig) error {
 		if n.Subnet6.IsValid() && !d.IPv6 {
 			return fmt.Errorf("create network: %w", &FieldError{Field: "subnet", Value: n.Subnet6.String(), Reason: "IPv6 is not enabled (init --ipv6)"})
 		}
-		nw := chains.Network{NetworkConfig: n, Seq: fw.seq()}
+		if !d.UserlandProxy {
+			if err := fw.requireBridgeNetfilter(ctx); err != nil {
+				return fmt.Errorf("create network %s: %w", n.Name, err)
+			}
+		}
+		nw = chains.Network{NetworkConfig: n, Seq: fw.seq()}
 		tx := &nft.Tx{}
 		chains.CreateNetwork(tx, d, nw)
+		// Newest of all: SNAT networks created before yield to its
+		// masquerade from the host (userland proxy off).
+		chains.SyncYields(tx, d, chains.Order{Networks: nets}, chains.Order{Networks: append(slices.Clone(nets), nw)})
 		if err := fw.commit(ctx, tx, func(v *view) { v.nets = append(v.nets, nw) }); err != nil {
 			return fmt.Errorf("create network %s: %w", n.Name, err)
 		}
@@ -50,37 +71,15 @@ func (fw *Firewall) CreateNetwork(ctx context.Context, n NetworkConfig) error {
 	if err != nil {
 		return err
 	}
-	return fw.networkSysctls(d, n)
-}
-
-// networkSysctls applies the kernel settings Docker applies for a network:
-// bridged traffic must traverse the ip/ip6 hooks for ICC=false and for
-// hairpin DNAT, and 127.0.0.1 DNAT needs route_localnet on the bridge.
-func (fw *Firewall) networkSysctls(d DaemonConfig, n NetworkConfig) error {
-	if !n.ICC || !d.UserlandProxy {
-		for _, k := range []string{"net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"} {
-			if v, ok, err := fw.conn.Sysctl(k); err != nil {
-				return err
-			} else if ok && v != "1" {
-				if err := fw.conn.SetSysctl(k, "1"); err != nil {
-					return err
-				}
-			}
-		}
+	for _, w := range overlaps {
+		fw.warnf(w)
 	}
-	if !d.UserlandProxy {
-		return fw.routeLocalnet(n.Bridge)
+	// The settings dnft keeps on the bridge, if it exists already (else
+	// when it appears: see FollowLinks).
+	if err := fw.networkLinks(ctx, d, nw); err != nil {
+		return fmt.Errorf("create network %s: bridge settings: %w", n.Name, err)
 	}
 	return nil
-}
-
-// routeLocalnet sets route_localnet=1 on a bridge if it exists.
-func (fw *Firewall) routeLocalnet(bridge string) error {
-	key := "net/ipv4/conf/" + bridge + "/route_localnet"
-	if _, ok, err := fw.conn.Sysctl(key); err != nil || !ok {
-		return err
-	}
-	return fw.conn.SetSysctl(key, "1")
 }
 
 // RemoveNetwork deletes exactly what CreateNetwork added, in one batch. A
@@ -120,6 +119,7 @@ func (fw *Firewall) RemoveNetwork(ctx context.Context, name string, force bool) 
 		}
 		tx := &nft.Tx{}
 		x.Unpublish(tx, d, n, gone)
+		chains.SyncYields(tx, d, chains.Order{Networks: nets}, chains.Order{Networks: slices.DeleteFunc(slices.Clone(nets), func(o Network) bool { return o.Name == name })})
 		chains.RemoveNetwork(tx, d, n)
 		return fw.commit(ctx, tx, func(v *view) {
 			v.idx.Remove(name, gone)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dnft/dnft/nft"
@@ -47,7 +48,8 @@ type WatchOptions struct {
 // DOCKER-USER emptied together with dnft's own chains (`nft flush
 // table`) gets the last known rules back. Tables removed by a process
 // named dnft (`dnft reset`) are not restored; removed by anyone else
-// (`nft flush ruleset`, a library user's Reset), they are.
+// (`nft flush ruleset`, a library user's Reset), they are. While it runs,
+// it also follows the namespace's links ([Firewall.FollowLinks]).
 func (fw *Firewall) Watch(ctx context.Context, opt WatchOptions) error {
 	if opt.Settle <= 0 {
 		opt.Settle = 20 * time.Millisecond
@@ -66,6 +68,10 @@ func (fw *Firewall) Watch(ctx context.Context, opt WatchOptions) error {
 	rctx, stopReceiving := context.WithCancel(ctx)
 	defer stopReceiving() // closes the monitor
 	events, failed := receive(rctx, m)
+	// The settings dnft keeps on bridges follow the links (FollowLinks).
+	linksDone := make(chan error, 1)
+	go func() { linksDone <- fw.FollowLinks(rctx, FollowOptions{Logf: logf}) }()
+	defer func() { stopReceiving(); <-linksDone }()
 
 	w := &watcher{fw: fw, logf: logf}
 	if opt.Saved != nil {
@@ -104,6 +110,12 @@ func (fw *Firewall) Watch(ctx context.Context, opt WatchOptions) error {
 				return nil
 			}
 			return fmt.Errorf("watch: %w", err)
+		case err := <-linksDone:
+			linksDone <- err // for the deferred wait
+			if ctx.Err() != nil || err == nil {
+				return nil
+			}
+			return fmt.Errorf("watch: %w", err)
 		case evs := <-events:
 			for _, e := range evs {
 				switch {
@@ -121,7 +133,7 @@ func (fw *Firewall) Watch(ctx context.Context, opt WatchOptions) error {
 						}
 					}
 					touched = false
-				case e.Table == nft.TableName && (e.Family == nft.IPv4 || e.Family == nft.IPv6):
+				case e.Table == nft.TableName && slices.Contains(nft.TableFamilies[:], e.Family):
 					touched = true
 				}
 			}

@@ -123,11 +123,13 @@ var PolicyChains = []string{RawPrerouting, RawOutput, NATPrerouting, NATInput, N
 // Init adds the daemon-level objects of every family: the table, base
 // chains mirroring iptables' hooks and priorities, DOCKER-USER,
 // DOCKER-ISOLATION, nat DOCKER and the dispatch maps that per-network
-// objects hang off. Published-port objects are added by package portmap.
+// objects hang off; and the bridge table (see [SetICCOff4]).
+// Published-port objects are added by package portmap.
 func Init(tx *nft.Tx, d DaemonConfig) {
 	for _, f := range d.Families() {
 		initFamily(tx, d, f)
 	}
+	initBridge(tx, d)
 }
 
 func initFamily(tx *nft.Tx, d DaemonConfig, f nft.Family) {

@@ -15,6 +15,7 @@ const CommentDocker = "DOCKER"
 // network owns in one family. Creation adds them, removal deletes them:
 // both come from the same description, so a removal always matches.
 type objects struct {
+	sets   []nft.Set
 	chains []chainDef
 	elems  []elemDef
 }
@@ -78,6 +79,9 @@ func networkObjects(d DaemonConfig, n Network, f nft.Family) objects {
 	icc := drop
 	if n.ICC {
 		icc = accept
+	} else {
+		// -i B -o B -j DROP for bridged frames (the bridge table).
+		elem(iccOffSet(f), nft.Element{Prefix: s})
 	}
 
 	if f == nft.IPv4 {
@@ -124,12 +128,17 @@ func networkObjects(d DaemonConfig, n Network, f nft.Family) objects {
 	byIf(MapForwardOut, ForwardChain(b))
 
 	if n.Masquerade {
+		var rules []nft.Rule
 		var nat nft.Action = nft.Masquerade{}
 		comment := "MASQUERADE"
 		if a := n.HostIP(f); a.IsValid() {
+			// Yield to newer masquerades of local sources (order.go).
+			o.sets = append(o.sets, yieldSets(d, f, b)...)
+			rules = yieldRules(d, b)
 			nat, comment = nft.SNAT{Addr: a}, "SNAT"
 		}
-		chain(PostroutingChain(b), nft.Rule{Match: []nft.Match{notToB}, Action: nat, Comment: comment})
+		rules = append(rules, nft.Rule{Match: []nft.Match{notToB}, Action: nat, Comment: comment})
+		chain(PostroutingChain(b), rules...)
 		bySubnet(MapPostroutingSrc, nft.FieldSaddr, PostroutingChain(b))
 		if d.UserlandProxy {
 			elem(NATReturnSet(f), nft.Element{Key: []nft.Value{nft.Ifname(b)}})
@@ -151,6 +160,9 @@ func networkObjects(d DaemonConfig, n Network, f nft.Family) objects {
 func CreateNetwork(tx *nft.Tx, d DaemonConfig, n Network) {
 	for _, f := range NetworkFamilies(d, n.NetworkConfig) {
 		o := networkObjects(d, n, f)
+		for _, s := range o.sets {
+			tx.AddSet(s)
+		}
 		for _, c := range o.chains {
 			tx.AddChain(nft.Chain{Family: f, Name: c.name})
 			for _, r := range c.rules {
@@ -173,6 +185,9 @@ func RemoveNetwork(tx *nft.Tx, d DaemonConfig, n Network) {
 		for _, c := range o.chains {
 			tx.FlushChain(f, c.name)
 			tx.DeleteChain(f, c.name)
+		}
+		for _, s := range o.sets {
+			tx.DeleteSet(s)
 		}
 	}
 }

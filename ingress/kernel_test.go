@@ -123,7 +123,7 @@ func TestKernelObjects(t *testing.T) {
 			{chains.NATPrerouting, []string{"DOCKER-INGRESS", "DOCKER"}},
 			{chains.NATOutput, []string{"DOCKER-INGRESS", "DOCKER"}},
 			{chains.FilterForward, []string{"DOCKER-USER", "DOCKER-INGRESS", "DOCKER-ISOLATION", "DOCKER", "FORWARD"}},
-			{chains.NATPostrouting, []string{"INGRESS MASQUERADE", "MASQUERADE", "MASQUERADE FROM HOST", "HAIRPIN MASQUERADE"}},
+			{chains.NATPostrouting, []string{"MASQUERADE", "MASQUERADE FROM HOST", "HAIRPIN MASQUERADE", "INGRESS MASQUERADE"}},
 		} {
 			cs, ok, err := k.c.ReadChain(ctx, f, c.chain)
 			require.NoError(t, err)

@@ -140,7 +140,10 @@ func setup(tx *nft.Tx, f nft.Family, h hooks) {
 	tx.InsertRuleBefore(rule(chains.NATPrerouting, commentJump, natJump, local), h.prerouting)
 	tx.InsertRuleBefore(rule(chains.NATOutput, commentJump, natJump, local), h.output)
 	tx.InsertRuleBefore(rule(chains.FilterForward, commentJump, nft.Verdict{Kind: nft.Jump, Chain: FilterChain}), h.forward)
-	tx.InsertRule(rule(chains.NATPostrouting, commentMasq, nft.Masquerade{},
+	// After the dispatch by source subnet, whose SNAT networks yield to
+	// the newer gateways themselves (chains.SyncYields): iptables' -I
+	// order without a rule per gateway and network.
+	tx.AddRule(rule(chains.NATPostrouting, commentMasq, nft.Masquerade{},
 		nft.FibLocal{Dir: nft.In}, nft.Lookup{Fields: keyGateway, Set: SetGateways}))
 }
 

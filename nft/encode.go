@@ -10,8 +10,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// resolve turns a fixed-family address field into the family its value
+// has and the plain field; other fields keep the table's family.
+func resolve(fam Family, f Field) (Family, Field) {
+	switch f {
+	case FieldSaddr4:
+		return IPv4, FieldSaddr
+	case FieldDaddr4:
+		return IPv4, FieldDaddr
+	case FieldSaddr6:
+		return IPv6, FieldSaddr
+	case FieldDaddr6:
+		return IPv6, FieldDaddr
+	}
+	return fam, f
+}
+
 // fieldLen is the length of a field's value in bytes, before padding.
 func fieldLen(fam Family, f Field) uint32 {
+	fam, f = resolve(fam, f)
 	switch f {
 	case FieldIIFName, FieldOIFName:
 		return unix.IFNAMSIZ
@@ -33,6 +50,7 @@ func padded(n uint32) uint32 { return (n + 3) &^ 3 }
 
 // fieldType is the set datatype of a field.
 func fieldType(fam Family, f Field) nftables.SetDatatype {
+	fam, f = resolve(fam, f)
 	switch f {
 	case FieldIIFName, FieldOIFName:
 		return nftables.TypeIFName
@@ -60,6 +78,7 @@ func reg(off32 uint32) uint32 {
 // loadField loads one field into the register at off32.
 func loadField(fam Family, f Field, off32 uint32) []expr.Any {
 	r := reg(off32)
+	fam, f = resolve(fam, f)
 	switch f {
 	case FieldIIFName:
 		return []expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: r}}
@@ -143,6 +162,7 @@ func appendKey(dst []byte, fam Family, fields []Field, vals []Value) ([]byte, er
 }
 
 func appendValue(dst []byte, fam Family, f Field, v Value) ([]byte, error) {
+	fam, f = resolve(fam, f)
 	switch f {
 	case FieldIIFName, FieldOIFName:
 		if len(v.Name) == 0 || len(v.Name) >= unix.IFNAMSIZ {
@@ -218,6 +238,15 @@ func encodeMatch(fam Family, m Match) ([]expr.Any, error) {
 	case FibLocal:
 		f := &expr.Fib{Register: 1, ResultADDRTYPE: true, FlagDADDR: m.Dir == Out, FlagSADDR: m.Dir != Out}
 		return []expr.Any{f, &expr.Cmp{Op: op(m.Neg), Register: 1, Data: binary.NativeEndian.AppendUint32(nil, unix.RTN_LOCAL)}}, nil
+	case L3Proto:
+		var et uint16 = unix.ETH_P_IP
+		if m.Family == IPv6 {
+			et = unix.ETH_P_IPV6
+		}
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, et)},
+		}, nil
 	case CtEstablished:
 		mask := binary.NativeEndian.AppendUint32(nil, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED)
 		return []expr.Any{

@@ -9,22 +9,33 @@ import (
 // Family is an nftables address family. dnft uses one table per IP family.
 type Family uint8
 
-// The families dnft programs.
+// The families dnft programs. Bridge is the family of the table whose
+// hooks see frames that a bridge forwards from one of its ports to another,
+// whether or not br_netfilter passes them to the IPv4 and IPv6 hooks.
 const (
-	IPv4 Family = unix.NFPROTO_IPV4
-	IPv6 Family = unix.NFPROTO_IPV6
+	IPv4   Family = unix.NFPROTO_IPV4
+	IPv6   Family = unix.NFPROTO_IPV6
+	Bridge Family = unix.NFPROTO_BRIDGE
 )
 
-// String returns the nft keyword of the family ("ip" or "ip6").
+// String returns the nft keyword of the family ("ip", "ip6" or "bridge").
 func (f Family) String() string {
-	if f == IPv6 {
+	switch f {
+	case IPv6:
 		return "ip6"
+	case Bridge:
+		return "bridge"
 	}
 	return "ip"
 }
 
-// Families lists IPv4 then IPv6.
+// Families lists the IP families, IPv4 then IPv6.
 var Families = [2]Family{IPv4, IPv6}
+
+// TableFamilies lists every family dnft has a table in: IPv4, IPv6 and
+// Bridge. Whatever handles dnft's tables as a whole (reset, check,
+// repair, restore) goes through all of them.
+var TableFamilies = [3]Family{IPv4, IPv6, Bridge}
 
 // ChainType is the type of a base chain.
 type ChainType string
@@ -47,12 +58,14 @@ const (
 	HookPostrouting Hook = unix.NF_INET_POST_ROUTING
 )
 
-// Priorities that mirror iptables' tables.
+// Priorities that mirror iptables' tables, and the bridge family's filter
+// priority (nft's "filter" in a bridge table).
 const (
-	PriorityRaw    int32 = -300
-	PriorityDstNAT int32 = -100
-	PriorityFilter int32 = 0
-	PrioritySrcNAT int32 = 100
+	PriorityRaw          int32 = -300
+	PriorityDstNAT       int32 = -100
+	PriorityFilter       int32 = 0
+	PrioritySrcNAT       int32 = 100
+	PriorityBridgeFilter int32 = -200
 )
 
 // Policy is what a base chain does with a packet that no rule decided.
@@ -102,6 +115,13 @@ const (
 	FieldL4Proto                  // meta l4proto
 	FieldDport                    // th dport (tcp, udp and sctp alike)
 	FieldSport                    // th sport
+	// Address fields of a fixed family, whatever the table's: for the
+	// bridge table, whose family says nothing about addresses. Match
+	// [L3Proto] first, so that only packets of that family are read.
+	FieldSaddr4 // ip saddr
+	FieldDaddr4 // ip daddr
+	FieldSaddr6 // ip6 saddr
+	FieldDaddr6 // ip6 daddr
 )
 
 // DataKind is what a map stores per element.
@@ -219,6 +239,11 @@ type FibLocal struct {
 // CtEstablished matches conntrack state established or related.
 type CtEstablished struct{}
 
+// L3Proto matches packets of a network-layer family (meta protocol ip or
+// ip6): in the bridge table, it guards matches on [FieldSaddr4] and the
+// like, which read the network header.
+type L3Proto struct{ Family Family }
+
 // L4 matches a transport protocol and, when Dport or Sport is not zero, a
 // destination or source port.
 type L4 struct {
@@ -239,6 +264,7 @@ func (IfName) isMatch()        {}
 func (Prefix) isMatch()        {}
 func (FibLocal) isMatch()      {}
 func (CtEstablished) isMatch() {}
+func (L3Proto) isMatch()       {}
 func (L4) isMatch()            {}
 func (Lookup) isMatch()        {}
 

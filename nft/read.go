@@ -570,6 +570,7 @@ func (a *arena) copy(b []byte) []byte {
 func DecodeKey(f Family, fields []Field, key []byte) ([]Value, error) {
 	var out []Value
 	for _, fl := range fields {
+		f, fl := resolve(f, fl)
 		n := int(fieldLen(f, fl))
 		if len(fields) > 1 {
 			n = int(padded(uint32(n)))

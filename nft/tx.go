@@ -199,8 +199,9 @@ func libElements(s Set, e Element) ([]nftables.SetElement, error) {
 	}
 	le := nftables.SetElement{Comment: e.Comment}
 	if s.Interval {
+		fam, _ := resolve(s.Family, s.Key[0])
 		p := e.Prefix.Masked()
-		start, err := addrBytes(s.Family, p.Addr())
+		start, err := addrBytes(fam, p.Addr())
 		if err != nil {
 			return nil, err
 		}
@@ -210,7 +211,7 @@ func libElements(s Set, e Element) ([]nftables.SetElement, error) {
 		}
 		out := []nftables.SetElement{le}
 		if end, ok := prefixEnd(p); ok {
-			eb, _ := addrBytes(s.Family, end)
+			eb, _ := addrBytes(fam, end)
 			out = append(out, nftables.SetElement{Key: eb, IntervalEnd: true})
 		}
 		return out, nil

@@ -28,7 +28,10 @@ func newNetworkCreateCmd(a *app) *cobra.Command {
 		Short: "Program a bridge network",
 		Long: `Program a bridge network's firewall rules in one batch.
 
-The bridge interface need not exist yet. One IPv4 subnet is required; an
+The bridge interface need not exist yet; an existing interface of that name
+must be a bridge (not lo, not an uplink or a veth). A subnet that overlaps an
+address of another interface is accepted with a warning. One IPv4 subnet is
+required; an
 IPv6 subnet may be added when dnft was initialized with --ipv6.
 
 Network options (-o KEY=VALUE), as for docker network create:
@@ -40,6 +43,7 @@ Network options (-o KEY=VALUE), as for docker network create:
 				return err
 			}
 			err = a.withFirewall(c.Context(), func(fw *dnft.Firewall) error {
+				fw.SetWarnFunc(warnTo(c.ErrOrStderr()))
 				return fw.CreateNetwork(c.Context(), cfg)
 			})
 			if err != nil {

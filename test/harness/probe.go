@@ -100,13 +100,23 @@ func (r Result) String() string {
 // TCP connects from the namespace to dst, writes a line and reads the
 // echo server's answer (see [NS.ServeTCP]).
 func (n *NS) TCP(ctx context.Context, dst netip.AddrPort) Result {
+	return n.TCPFrom(ctx, netip.Addr{}, dst)
+}
+
+// TCPFrom is [NS.TCP] from the source address src, one of the
+// namespace's own addresses (the zero Addr lets the kernel choose).
+func (n *NS) TCPFrom(ctx context.Context, src netip.Addr, dst netip.AddrPort) Result {
 	dst = unmapPort(dst)
 	var c net.Conn
+	d := &net.Dialer{}
+	if src.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+	}
 	err := n.Do(func() error {
 		dctx, cancel := context.WithTimeout(ctx, probeLimit(ctx, TCPTimeout))
 		defer cancel()
 		var err error
-		c, err = (&net.Dialer{}).DialContext(dctx, "tcp", dst.String())
+		c, err = d.DialContext(dctx, "tcp", dst.String())
 		return err
 	})
 	if err != nil {

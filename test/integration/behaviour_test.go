@@ -39,23 +39,25 @@ func TestDockerUser(t *testing.T) {
 	require.True(t, c1.TCP(ctx, inet).Blocked())
 }
 
-// TestICCNeedsBridgeNetfilter: with bridge-nf-call-iptables off, creating
-// an ICC=false network turns it on, and the drop really stops traffic.
-func TestICCNeedsBridgeNetfilter(t *testing.T) {
+// TestICCWithoutBridgeNetfilter: with bridge-nf-call-iptables off, an
+// ICC=false network stops traffic between its containers (the bridge
+// table's drop), and dnft leaves the sysctl off (issue #12).
+func TestICCWithoutBridgeNetfilter(t *testing.T) {
 	harness.RequireRoot(t)
 	ctx := testContext(t)
 	sc := scenarios[2].scenario // icc-off
 	topo := harness.New(t, sc.spec())
-	require.NoError(t, topo.Host.SetSysctl("net.bridge.bridge-nf-call-iptables", "0"))
+	bridgeNFOff(t, topo)
 	n1, n2 := topo.Containers["n1"], topo.Containers["n2"]
 	to := netip.AddrPortFrom(ip("172.20.0.3"), 80)
 	require.True(t, n1.TCP(answered(ctx), to).OK, "no firewall yet")
 	programDNFT(ctx, t, sc, topo)
 	v, err := topo.Host.Sysctl("net.bridge.bridge-nf-call-iptables")
 	require.NoError(t, err)
-	require.Equal(t, "1", v)
+	require.Equal(t, "0", v)
 	require.True(t, n1.TCP(ctx, to).Blocked())
 	require.True(t, n2.Ping(ctx, ip("172.20.0.2")).Blocked())
+	require.True(t, n1.TCP(answered(ctx), netip.AddrPortFrom(harness.InternetAddr4, harness.EchoPort)).OK, "containers still reach out")
 }
 
 // TestAtomicKernelFailure: an operation the kernel rejects leaves the
@@ -87,8 +89,9 @@ func TestAtomicKernelFailure(t *testing.T) {
 	require.Len(t, nets, 1)
 }
 
-// TestNativeRuleset: CONTRACT §4 layer 3. Only dnft's tables exist, no xt
-// expression is used, and chain names say which Docker chain they are.
+// TestNativeRuleset: CONTRACT §4 layer 3. Only dnft's tables exist (ip,
+// ip6 with IPv6, and bridge for ICC off), no xt expression is used, and
+// chain names say which Docker chain they are.
 func TestNativeRuleset(t *testing.T) {
 	harness.RequireRoot(t)
 	ctx := testContext(t)
@@ -102,6 +105,7 @@ func TestNativeRuleset(t *testing.T) {
 		if sc.daemon.IPv6 {
 			want = append(want, "table", "ip6", "dnft")
 		}
+		want = append(want, "table", "bridge", "dnft")
 		require.Equal(t, want, tables)
 		rs, err := topo.Host.Run(ctx, "nft", "list", "ruleset")
 		require.NoError(t, err)

@@ -88,6 +88,7 @@ type ingressTwin struct {
 func newIngressTwin(ctx context.Context, t *testing.T, sc ingressScenario) *ingressTwin {
 	t.Helper()
 	dn, ref := harness.NewTwin(t, sc.spec())
+	bridgeNFOff(t, dn) // dnft must not depend on it (issue #12)
 	for _, topo := range []*harness.Topology{dn, ref} {
 		prepare(ctx, t, sc.scenario, topo)
 		require.NoError(t, topo.LAN.AddRoute(ctx, pfx("127.0.0.1/32"), harness.LANHostAddr4))

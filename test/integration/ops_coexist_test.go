@@ -70,7 +70,7 @@ func TestCoexistence(t *testing.T) {
 	require.Equal(t, "nothing to change\n", r.stdout)
 	untouched("apply")
 	tables := mustNft(ctx, t, h, "list", "tables")
-	require.Equal(t, "table ip filter\ntable inet fw\ntable ip dnft\n", tables)
+	require.Equal(t, "table ip filter\ntable inet fw\ntable ip dnft\ntable bridge dnft\n", tables)
 
 	// Packets: dnft accepts the forwarded flows, the foreign chain's
 	// policy drops them anyway.

@@ -121,6 +121,7 @@ func TestConntrackUDPFlow(t *testing.T) {
 		containers: []harness.ContainerSpec{ctr("c1", "br-a", "172.18.0.2")},
 	}
 	dn, ref := harness.NewTwin(t, sc.spec()) // c1 serves UDP port 80
+	bridgeNFOff(t, dn)                       // dnft must not depend on it (issue #12)
 	fw := programDNFT(ctx, t, sc, dn)
 	p := programReference(ctx, t, sc, ref)
 	hostPort := netip.AddrPortFrom(harness.LANHostAddr4, 8080)

@@ -148,6 +148,7 @@ func TestSCTP(t *testing.T) {
 		containers: []harness.ContainerSpec{ctr("c1", "br-a", "172.18.0.2")},
 	}
 	dn, ref := harness.NewTwin(t, sc.spec())
+	bridgeNFOff(t, dn) // dnft must not depend on it (issue #12)
 	fw := programDNFT(ctx, t, sc, dn)
 	p := programReference(ctx, t, sc, ref)
 	spec, err := dnft.ParsePortSpec("9999:5000/sctp")

@@ -199,6 +199,7 @@ func TestPorts(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			ctx := testContext(t)
 			dn, ref := harness.NewTwin(t, sc.spec())
+			bridgeNFOff(t, dn) // dnft must not depend on it (issue #12)
 			for _, topo := range []*harness.Topology{dn, ref} {
 				prepare(ctx, t, sc.scenario, topo)
 				require.NoError(t, topo.LAN.AddRoute(ctx, pfx("127.0.0.1/32"), harness.LANHostAddr4))
