@@ -106,6 +106,7 @@ type ruleRef struct {
 // its jumps go before, and its own rules there (when they exist).
 type hooks struct {
 	prerouting, output, forward uint64 // anchor handles
+	postrouting                 uint64 // nat-POSTROUTING's policy counter, 0 if none
 	own                         []ruleRef
 }
 
@@ -142,9 +143,15 @@ func setup(tx *nft.Tx, f nft.Family, h hooks) {
 	tx.InsertRuleBefore(rule(chains.FilterForward, commentJump, nft.Verdict{Kind: nft.Jump, Chain: FilterChain}), h.forward)
 	// After the dispatch by source subnet, whose SNAT networks yield to
 	// the newer gateways themselves (chains.SyncYields): iptables' -I
-	// order without a rule per gateway and network.
-	tx.AddRule(rule(chains.NATPostrouting, commentMasq, nft.Masquerade{},
-		nft.FibLocal{Dir: nft.In}, nft.Lookup{Fields: keyGateway, Set: SetGateways}))
+	// order without a rule per gateway and network. Before the policy
+	// counter, which stays last.
+	masq := rule(chains.NATPostrouting, commentMasq, nft.Masquerade{},
+		nft.FibLocal{Dir: nft.In}, nft.Lookup{Fields: keyGateway, Set: SetGateways})
+	if h.postrouting != 0 {
+		tx.InsertRuleBefore(masq, h.postrouting)
+	} else {
+		tx.AddRule(masq)
+	}
 }
 
 // teardown queues the deletion of a family's ingress objects: its rules in

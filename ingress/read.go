@@ -140,7 +140,7 @@ func readHooks(ctx context.Context, r Reader, f nft.Family) (hooks, error) {
 		{chains.NATPrerouting, anchorDocker, &h.prerouting},
 		{chains.NATOutput, anchorDocker, &h.output},
 		{chains.FilterForward, anchorIsolation, &h.forward},
-		{chains.NATPostrouting, "", nil},
+		{chains.NATPostrouting, chains.CommentPolicy, &h.postrouting}, // optional
 	} {
 		cs, ok, err := r.ReadChain(ctx, f, c.chain)
 		if err != nil {
@@ -157,7 +157,7 @@ func readHooks(ctx context.Context, r Reader, f nft.Family) (hooks, error) {
 				h.own = append(h.own, ruleRef{c.chain, rs.Handle})
 			}
 		}
-		if c.into != nil && *c.into == 0 {
+		if c.into != nil && *c.into == 0 && c.chain != chains.NATPostrouting {
 			return h, fmt.Errorf("%s chain %s has no %q rule: %w", f, c.chain, c.anchor, errChanged)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/dnft/dnft"
 	"github.com/dnft/dnft/portmap"
 	"github.com/dnft/dnft/test/harness"
+	"github.com/dnft/dnft/test/reference"
 )
 
 // deleteBridge removes a bridge from the host; its ports (the containers'
@@ -98,9 +99,9 @@ func TestBridgeAppearsLater(t *testing.T) {
 		},
 	}
 	bs := []portmap.Binding{
-		binding(portmap.TCP, "127.0.0.1", 8082, "172.18.0.2", 80),
-		binding(portmap.TCP, "", 8080, "172.18.0.2", 80),
-		binding(portmap.UDP, "", 8080, "172.18.0.2", 80),
+		reference.Bind(portmap.TCP, "127.0.0.1", 8082, "172.18.0.2", 80),
+		reference.Bind(portmap.TCP, "", 8080, "172.18.0.2", 80),
+		reference.Bind(portmap.UDP, "", 8080, "172.18.0.2", 80),
 	}
 	dn, ref := harness.NewTwin(t, sc.spec())
 	bridgeNFOff(t, dn)
@@ -141,13 +142,7 @@ func TestBridgeAppearsLater(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		got, want := runMatrix(ctx, lateProbes(dn)), runMatrix(ctx, lateProbes(ref))
-		if diffs := harness.DiffMatrix(got, want); len(diffs) > 0 {
-			out, _ := dn.Host.Run(ctx, "nft", "list", "ruleset")
-			t.Logf("%s: dnft matrix:\n%s\nnft ruleset:\n%s", stage, format(got), out)
-			require.Empty(t, diffs, "%s: dnft (left) and iptables (right) differ", stage)
-		}
-		expect(t, got, lateFacts)
+		compareTwins(ctx, t, stage, dn, ref, p, lateProbes, lateFacts)
 	}
 
 	createBridge(ctx, t, dn, "br-late")
