@@ -86,7 +86,29 @@ func (s *Source) String() string {
 	return out
 }
 
-func (s *Source) key() string { return fmt.Sprint(s.Plus, s.Minus) }
+// key identifies the kernel counters a source reads.
+func (s *Source) key() string {
+	var b strings.Builder
+	for i, refs := range [][]Ref{s.Plus, s.Minus} {
+		if i > 0 {
+			b.WriteString("\x01")
+		}
+		for _, r := range refs {
+			b.WriteString(r.Chain)
+			b.WriteByte(0)
+			b.WriteString(r.Comment)
+			b.WriteByte(0)
+			b.WriteString(r.Set)
+			b.WriteByte(0)
+			b.WriteString(r.Key)
+			if r.Next {
+				b.WriteString("\x00next")
+			}
+			b.WriteByte(0)
+		}
+	}
+	return b.String()
+}
 
 // Share is the part of a count that goes to one of two iptables rules
 // when the kernel counts them together: count × Part / (Part + Rest),
@@ -143,39 +165,51 @@ func elementFields(f nft.Family, set string) []nft.Field {
 // joined by " . ", names and addresses as text, protocols and ports as
 // numbers.
 func KeyText(fields []nft.Field, vals []nft.Value) string {
-	parts := make([]string, 0, len(vals))
+	b := make([]byte, 0, 48)
 	for i, v := range vals {
+		if i > 0 {
+			b = append(b, " . "...)
+		}
 		var fl nft.Field
 		if i < len(fields) {
 			fl = fields[i]
 		}
 		switch fl {
 		case nft.FieldIIFName, nft.FieldOIFName:
-			parts = append(parts, v.Name)
+			b = append(b, v.Name...)
 		case nft.FieldSaddr, nft.FieldDaddr:
-			parts = append(parts, v.Addr.String())
+			b = v.Addr.AppendTo(b)
 		case nft.FieldL4Proto:
-			parts = append(parts, strconv.Itoa(int(v.Proto)))
+			b = strconv.AppendUint(b, uint64(v.Proto), 10)
 		default:
-			parts = append(parts, strconv.Itoa(int(v.Port)))
+			b = strconv.AppendUint(b, uint64(v.Port), 10)
 		}
 	}
-	return strings.Join(parts, " . ")
+	return string(b)
 }
 
 // key builds the key text of an element from address, protocol and port
 // parts.
 func key(parts ...any) string {
-	s := make([]string, len(parts))
+	b := make([]byte, 0, 48)
 	for i, p := range parts {
+		if i > 0 {
+			b = append(b, " . "...)
+		}
 		switch p := p.(type) {
 		case netip.Addr:
-			s[i] = p.Unmap().String()
+			b = p.Unmap().AppendTo(b)
+		case uint8:
+			b = strconv.AppendUint(b, uint64(p), 10)
+		case uint16:
+			b = strconv.AppendUint(b, uint64(p), 10)
+		case string:
+			b = append(b, p...)
 		default:
-			s[i] = fmt.Sprint(p)
+			b = fmt.Append(b, p)
 		}
 	}
-	return strings.Join(s, " . ")
+	return string(b)
 }
 
 // Kernel is dnft's tables as read back from the kernel (one per family
@@ -183,6 +217,9 @@ func key(parts ...any) string {
 // on first use and is not safe for concurrent use.
 type Kernel struct {
 	Tables map[Family]nft.TableState
+
+	// only, when set, are the tables whose counters were read.
+	only map[string]bool
 
 	index map[Family]*kernelIndex
 }
@@ -305,6 +342,9 @@ var policyChains = map[string]map[string]string{
 // count.
 func ApplyCounters(rs *Ruleset, k *Kernel) {
 	for _, name := range TableNames {
+		if k != nil && k.only != nil && !k.only[name] {
+			continue
+		}
 		t := rs.Table(name)
 		for chain, nftChain := range policyChains[name] {
 			if c := t.Chain(chain); c != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/dnft/dnft/chains"
 	"github.com/dnft/dnft/ingress"
@@ -44,12 +45,56 @@ var ErrUnstable = errors.New("the ruleset changed during every attempt to read i
 // consistent snapshot. Ingress publications are decoded by package
 // ingress from the same snapshot.
 func ReadInput(ctx context.Context, r Reader) (Input, *Kernel, error) {
+	return ReadInputFor(ctx, r)
+}
+
+// setReader reads a table without the elements of some sets; *nft.Conn
+// implements it.
+type setReader interface {
+	ReadTableSets(ctx context.Context, f nft.Family, keep func(set string) bool) (nft.TableState, bool, error)
+}
+
+// tableSets are the counted sets whose elements the counters of each
+// table's rules come from (see doc.go).
+var tableSets = map[string][]string{
+	TableFilter: {chains.SetPublished, ingress.SetPorts, ingress.SetReplies},
+	TableNAT:    {portmap.MapDNATHost, portmap.MapDNATAny, portmap.SetHairpin, chains.SetNATReturn, ingress.MapDNAT},
+	TableRaw:    {portmap.SetLoopbackPorts},
+}
+
+// inputSets are the sets the input is decoded from, whatever is shown.
+var inputSets = []string{chains.SetNetworks, portmap.MapDNATHost, portmap.MapDNATAny, ingress.MapDNAT, ingress.SetGateways}
+
+// ReadInputFor is ReadInput for a view of some tables only (none: all):
+// the elements of sets that only other tables' counters need (thousands
+// at scale) are not read, and the Kernel gives counters for those tables
+// only; the others show 0.
+func ReadInputFor(ctx context.Context, r Reader, tables ...string) (Input, *Kernel, error) {
+	var keep func(string) bool
+	if len(tables) > 0 {
+		want := map[string]bool{}
+		for _, s := range inputSets {
+			want[s] = true
+		}
+		for _, t := range tables {
+			for _, s := range tableSets[t] {
+				want[s] = true
+			}
+		}
+		keep = func(s string) bool { return want[s] || strings.HasPrefix(s, "__set") }
+	}
 	for range readAttempts {
 		g1, err := r.Generation(ctx)
 		if err != nil {
 			return Input{}, nil, fmt.Errorf("read dnft state: %w", err)
 		}
-		in, k, err := readOnce(ctx, r)
+		in, k, err := readOnce(ctx, r, keep)
+		if k != nil && len(tables) > 0 {
+			k.only = map[string]bool{}
+			for _, t := range tables {
+				k.only[t] = true
+			}
+		}
 		if err != nil {
 			return Input{}, nil, err
 		}
@@ -64,10 +109,17 @@ func ReadInput(ctx context.Context, r Reader) (Input, *Kernel, error) {
 	return Input{}, nil, fmt.Errorf("read dnft state: %w", ErrUnstable)
 }
 
-func readOnce(ctx context.Context, r Reader) (Input, *Kernel, error) {
+func readOnce(ctx context.Context, r Reader, keep func(string) bool) (Input, *Kernel, error) {
 	k := &Kernel{Tables: map[Family]nft.TableState{}}
 	for _, f := range nft.Families {
-		ts, ok, err := r.ReadTable(ctx, f)
+		var ts nft.TableState
+		var ok bool
+		var err error
+		if sr, can := r.(setReader); can && keep != nil {
+			ts, ok, err = sr.ReadTableSets(ctx, f, keep)
+		} else {
+			ts, ok, err = r.ReadTable(ctx, f)
+		}
 		if err != nil {
 			return Input{}, nil, fmt.Errorf("read dnft state: %w", err)
 		}
@@ -212,9 +264,10 @@ func IngressSources(proto portmap.Proto, port uint16) map[IngressRule]*Source {
 }
 
 // Read reads dnft's state in the namespace behind r and builds the
-// iptables view, counters included.
-func Read(ctx context.Context, r Reader) (*View, error) {
-	in, k, err := ReadInput(ctx, r)
+// iptables view, counters included. With tables, only those tables get
+// their counters (see [ReadInputFor]).
+func Read(ctx context.Context, r Reader, tables ...string) (*View, error) {
+	in, k, err := ReadInputFor(ctx, r, tables...)
 	if err != nil {
 		return nil, err
 	}

@@ -123,19 +123,20 @@ func (t *Table) header(c *Chain, opt ListOptions) string {
 // ruleLine is print_firewall: one rule line of -L.
 func (t *Table) ruleLine(num int, r *Rule, opt ListOptions, names *Names) string {
 	var b strings.Builder
+	b.Grow(160)
 	if opt.LineNumbers {
-		fmt.Fprintf(&b, "%-4d ", num)
+		pad(&b, strconv.Itoa(num), 4)
 	}
 	if opt.Verbose {
 		b.WriteString(FormatNum(r.Counter.Packets, opt.Exact, true))
 		b.WriteString(FormatNum(r.Counter.Bytes, opt.Exact, true))
 	}
-	fmt.Fprintf(&b, "%-9s ", r.Target)
+	pad(&b, r.Target, 9)
 	b.WriteByte(bang(r.ProtoInv, ' '))
 	if opt.Numeric {
-		fmt.Fprintf(&b, "%-4d ", r.Proto)
+		pad(&b, strconv.Itoa(int(r.Proto)), 4)
 	} else {
-		fmt.Fprintf(&b, "%-4s ", listProto(r.Proto, names))
+		pad(&b, listProto(r.Proto, names), 4)
 	}
 	switch {
 	case t.Family == IPv6:
@@ -154,21 +155,25 @@ func (t *Table) ruleLine(num int, r *Rule, opt ListOptions, names *Names) string
 		if opt.Numeric {
 			anyName = "*"
 		}
-		iface := func(name string, inv bool) string {
+		iface := func(name string, inv bool) {
 			if name == "" {
 				name = anyName
 			}
 			if inv {
-				name = "!" + name
+				b.WriteByte('!')
+				pad(&b, name, 5)
+				return
 			}
-			return name
+			pad(&b, name, 6)
 		}
-		fmt.Fprintf(&b, " %-6s %-6s ", iface(r.In, r.InInv), iface(r.Out, r.OutInv))
+		b.WriteByte(' ')
+		iface(r.In, r.InInv)
+		iface(r.Out, r.OutInv)
 	}
 	b.WriteByte(bang(r.SrcInv, ' '))
-	fmt.Fprintf(&b, "%-19s ", addrText(t.Family, r.Src, opt.Numeric, names))
+	pad(&b, addrText(t.Family, r.Src, opt.Numeric, names), 19)
 	b.WriteByte(bang(r.DstInv, ' '))
-	fmt.Fprintf(&b, "%-19s ", addrText(t.Family, r.Dst, opt.Numeric, names))
+	pad(&b, addrText(t.Family, r.Dst, opt.Numeric, names), 19)
 	if r.Goto {
 		b.WriteString("[goto] ")
 	}
@@ -178,6 +183,16 @@ func (t *Table) ruleLine(num int, r *Rule, opt ListOptions, names *Names) string
 	b.WriteString(targetText(t.Family, r, opt.Numeric))
 	b.WriteByte('\n')
 	return b.String()
+}
+
+// pad writes s left-aligned in width columns and a space: printf's
+// "%-<width>s " (a longer s is not cut).
+func pad(b *strings.Builder, s string, width int) {
+	b.WriteString(s)
+	for i := len(s); i < width; i++ {
+		b.WriteByte(' ')
+	}
+	b.WriteByte(' ')
 }
 
 func bang(inv bool, otherwise byte) byte {

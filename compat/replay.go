@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 
 	"github.com/dnft/dnft/chains"
 	"github.com/dnft/dnft/nft"
@@ -24,6 +25,13 @@ func Build(in Input, k *Kernel) (*View, error) {
 		return v, nil
 	}
 	p := &replayer{in: in, view: v, ingress: map[Family]*ingressState{}}
+	if k != nil && k.only != nil {
+		// A view of some tables only: the others are not rebuilt.
+		p.skip = map[string]bool{}
+		for _, t := range TableNames {
+			p.skip[t] = !k.only[t]
+		}
+	}
 	if err := p.run(); err != nil {
 		return nil, err
 	}
@@ -49,6 +57,10 @@ type replayer struct {
 	view    *View
 	nets    []chains.Network // created so far, oldest first
 	ingress map[Family]*ingressState
+	// front holds rules inserted at the top of a chain, not yet in it.
+	front map[chainKey][]*Rule
+	// skip names the tables not rebuilt (a view of other tables).
+	skip map[string]bool
 }
 
 // event is one object to replay.
@@ -92,6 +104,7 @@ func (p *replayer) run() error {
 			return err
 		}
 	}
+	p.flushAll()
 	return nil
 }
 
@@ -120,17 +133,49 @@ func (p *replayer) table(f Family, name string) *Table {
 
 // do runs one command: op is -A, -I or -D; spec is in iptables' syntax.
 func (p *replayer) do(f Family, table, op, chain, spec string, src *Source) error {
+	if p.skip[table] {
+		return nil
+	}
 	r, err := ParseRule(f, spec)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
+	return p.doRule(f, table, op, chain, r, src)
+}
+
+// chainKey names a chain of the view.
+type chainKey struct {
+	f            Family
+	table, chain string
+}
+
+// doRule runs one command with a rule already built. Rules inserted at
+// the top (-I) are kept aside, newest last, and put in front of the
+// chain in one step before any other command on it and at the end of
+// the replay: thousands of bindings each insert at the top of filter
+// DOCKER, which would otherwise move the whole chain every time.
+func (p *replayer) doRule(f Family, table, op, chain string, r *Rule, src *Source) error {
+	if p.skip[table] {
+		return nil
+	}
 	r.Source = src
+	k := chainKey{f, table, chain}
+	if op == "-I" {
+		if p.table(f, table).Chain(chain) == nil {
+			return fmt.Errorf("replay: %s -I %s: %w", table, chain, ErrNoChain)
+		}
+		if p.front == nil {
+			p.front = map[chainKey][]*Rule{}
+		}
+		p.front[k] = append(p.front[k], r)
+		return nil
+	}
+	p.flushFront(k)
 	t := p.table(f, table)
+	var err error
 	switch op {
 	case "-A":
 		err = t.Append(chain, r)
-	case "-I":
-		err = t.Insert(chain, 1, r)
 	case "-D":
 		err = t.Delete(chain, r)
 	}
@@ -140,7 +185,33 @@ func (p *replayer) do(f Family, table, op, chain, spec string, src *Source) erro
 	return nil
 }
 
+// flushFront puts the rules inserted at the top of a chain in front of
+// it, newest first.
+func (p *replayer) flushFront(k chainKey) {
+	ins := p.front[k]
+	if len(ins) == 0 {
+		return
+	}
+	delete(p.front, k)
+	c := p.view.Family(k.f).Table(k.table).Chain(k.chain)
+	out := make([]*Rule, 0, len(ins)+len(c.Rules))
+	for i := len(ins) - 1; i >= 0; i-- {
+		out = append(out, ins[i])
+	}
+	c.Rules = append(out, c.Rules...)
+}
+
+// flushAll puts every chain's pending inserts in place.
+func (p *replayer) flushAll() {
+	for k := range p.front {
+		p.flushFront(k)
+	}
+}
+
 func (p *replayer) newChain(f Family, table, chain string) error {
+	if p.skip[table] {
+		return nil
+	}
 	if err := p.table(f, table).NewChain(chain); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
@@ -242,6 +313,9 @@ func (p *replayer) forwardDrop(f Family) bool {
 // holds them (Docker's -A DOCKER-USER -j RETURN and whatever was changed
 // since); without them, with Docker's RETURN.
 func (p *replayer) userRules(f Family) error {
+	if p.skip[TableFilter] {
+		return nil
+	}
 	u, ok := p.in.User[f]
 	if !ok {
 		return p.do(f, TableFilter, "-A", "DOCKER-USER", "-j RETURN", nil)
@@ -407,38 +481,85 @@ func (p *replayer) binding(b portmap.Published) error {
 	if n == nil {
 		return fmt.Errorf("replay: binding %s: no network %q was created before it", b.Binding, b.Network)
 	}
-	d := p.in.Daemon
 	f := familyOf(b.ContainerIP)
-	B, P := n.Bridge, string(b.Proto)
-	C, H := b.ContainerIP.Unmap(), b.HostIP.Unmap()
-	num := b.Proto.Number()
-	dnat := ""
-	if f == IPv6 {
-		dnat = "! -s fe80::/10 "
-	}
-	dnatSrc := DNATSource(b)
-	if H.IsValid() && !H.IsUnspecified() {
-		dnat += "-d " + hostSpec(H) + " "
-	}
-	if d.UserlandProxy {
-		dnat += "! -i " + B + " "
-	}
-	dnat += fmt.Sprintf("-p %s -m %s --dport %d -j DNAT --to-destination %s", P, P, b.HostPort, netip.AddrPortFrom(C, b.ContainerPort))
-	cmds := []cmd{
-		{TableNAT, "-A", "DOCKER", dnat, dnatSrc},
-		{TableFilter, "-I", "DOCKER", fmt.Sprintf("-d %s ! -i %s -o %s -p %s -m %s --dport %d -j ACCEPT", hostSpec(C), B, B, P, P, b.ContainerPort),
-			elemSrc(chains.SetPublished, key(C, num, b.ContainerPort))},
-		{TableNAT, "-A", "POSTROUTING", fmt.Sprintf("-s %s -d %s -p %s -m %s --dport %d -j MASQUERADE", hostSpec(C), hostSpec(C), P, P, b.ContainerPort),
-			elemSrc(portmap.SetHairpin, key(C, C, num, b.ContainerPort))},
-	}
-	if H.IsValid() && !H.IsUnspecified() && isLoopback(H) && !d.AllowDirectRouting {
-		cmds = append(cmds, cmd{TableRaw, "-A", "PREROUTING", fmt.Sprintf("-d %s ! -i lo -p %s -m %s --dport %d -j DROP", hostSpec(H), P, P, b.HostPort),
-			elemSrc(portmap.SetLoopbackPorts, key(H, num, b.HostPort))})
-	}
-	if err := p.runCmds(f, cmds); err != nil {
-		return fmt.Errorf("binding %s: %w", b.Binding, err)
+	rs := bindingRules(p.in.Daemon, n.Bridge, b, p.skip)
+	for _, r := range rs {
+		if err := p.doRule(f, r.table, r.op, r.chain, r.rule, r.src); err != nil {
+			return fmt.Errorf("binding %s: %w", b.Binding, err)
+		}
 	}
 	return nil
+}
+
+// builtRule is one command of a binding with its rule already built.
+type builtRule struct {
+	table, op, chain string
+	rule             *Rule
+	src              *Source
+}
+
+// hostAddrOf is an address match of one host (/32 or /128).
+func hostAddrOf(a netip.Addr) Addr {
+	bits := a.BitLen()
+	return Addr{IP: a, Mask: maskOf(bits, bits)}
+}
+
+// linkLocal6 is ! -s fe80::/10 of IPv6 DNAT rules.
+var linkLocal6 = Addr{IP: netip.MustParseAddr("fe80::"), Mask: maskOf(10, 128)}
+
+// bindingRules are CONTRACT.md §2's port publish commands for one
+// binding, built directly (as ParseRule would read them) because there
+// are thousands: nat DOCKER DNAT, filter DOCKER accept, hairpin
+// masquerade and, for a loopback host address in protected mode, the raw
+// drop.
+func bindingRules(d chains.DaemonConfig, bridge string, b portmap.Published, skip map[string]bool) []builtRule {
+	if skip[TableFilter] && skip[TableNAT] && skip[TableRaw] {
+		return nil
+	}
+	if !skip[TableNAT] || !skip[TableRaw] {
+		return allBindingRules(d, bridge, b)
+	}
+	// filter only: its one rule.
+	C, P, num := b.ContainerIP.Unmap(), string(b.Proto), b.Proto.Number()
+	return []builtRule{{TableFilter, "-I", "DOCKER", &Rule{Dst: hostAddrOf(C), In: bridge, InInv: true, Out: bridge, Proto: num,
+		Matches: []Match{{Name: P, Args: []string{"--dport", strconv.Itoa(int(b.ContainerPort))}}}, Target: "ACCEPT"},
+		elemSrc(chains.SetPublished, key(C, num, b.ContainerPort))}}
+}
+
+// allBindingRules is bindingRules for every table.
+func allBindingRules(d chains.DaemonConfig, bridge string, b portmap.Published) []builtRule {
+	f := familyOf(b.ContainerIP)
+	P := string(b.Proto)
+	C, H := b.ContainerIP.Unmap(), b.HostIP.Unmap()
+	num := b.Proto.Number()
+	hp, cp := strconv.Itoa(int(b.HostPort)), strconv.Itoa(int(b.ContainerPort))
+	dnat := &Rule{Proto: num, Matches: []Match{{Name: P, Args: []string{"--dport", hp}}},
+		Target: "DNAT", TargetArgs: []string{"--to-destination", netip.AddrPortFrom(C, b.ContainerPort).String()}}
+	if f == IPv6 {
+		dnat.Src, dnat.SrcInv = linkLocal6, true
+	}
+	specific := H.IsValid() && !H.IsUnspecified()
+	if specific {
+		dnat.Dst = hostAddrOf(H)
+	}
+	if d.UserlandProxy {
+		dnat.In, dnat.InInv = bridge, true
+	}
+	out := []builtRule{
+		{TableNAT, "-A", "DOCKER", dnat, DNATSource(b)},
+		{TableFilter, "-I", "DOCKER", &Rule{Dst: hostAddrOf(C), In: bridge, InInv: true, Out: bridge, Proto: num,
+			Matches: []Match{{Name: P, Args: []string{"--dport", cp}}}, Target: "ACCEPT"},
+			elemSrc(chains.SetPublished, key(C, num, b.ContainerPort))},
+		{TableNAT, "-A", "POSTROUTING", &Rule{Src: hostAddrOf(C), Dst: hostAddrOf(C), Proto: num,
+			Matches: []Match{{Name: P, Args: []string{"--dport", cp}}}, Target: "MASQUERADE"},
+			elemSrc(portmap.SetHairpin, key(C, C, num, b.ContainerPort))},
+	}
+	if specific && isLoopback(H) && !d.AllowDirectRouting {
+		out = append(out, builtRule{TableRaw, "-A", "PREROUTING", &Rule{Dst: hostAddrOf(H), In: "lo", InInv: true, Proto: num,
+			Matches: []Match{{Name: P, Args: []string{"--dport", hp}}}, Target: "DROP"},
+			elemSrc(portmap.SetLoopbackPorts, key(H, num, b.HostPort))})
+	}
+	return out
 }
 
 // DNATSource is where the counter of a binding's DNAT rule comes from:

@@ -57,6 +57,25 @@ func TestReplayGolden(t *testing.T) {
 					t.Errorf("%s:\n got:\n%s\nwant:\n%s", f.Tool(), got.String(), want)
 				}
 			}
+			// A view of one table rebuilds that table as the whole view does.
+			for _, tbl := range []string{TableRaw, TableFilter, TableNAT} {
+				one, err := Build(in, &Kernel{only: map[string]bool{tbl: true}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range []Family{IPv4, IPv6} {
+					var a, b bytes.Buffer
+					if err := v.Family(f).Table(tbl).ListRules(&a, "", 0, false, nil); err != nil {
+						t.Fatal(err)
+					}
+					if err := one.Family(f).Table(tbl).ListRules(&b, "", 0, false, nil); err != nil {
+						t.Fatal(err)
+					}
+					if a.String() != b.String() || v.Family(f).Table(tbl).Present != one.Family(f).Table(tbl).Present {
+						t.Errorf("%s -t %s alone:\n got:\n%s\nwant:\n%s", f.Tool(), tbl, b.String(), a.String())
+					}
+				}
+			}
 		})
 	}
 }

@@ -502,6 +502,13 @@ func ruleExpr(b []byte, rs *RuleState) error {
 // linear in the size of the table: one dump of the chains, one of all the
 // rules, one of the sets and one of each set's elements.
 func (c *Conn) ReadTable(ctx context.Context, f Family) (ts TableState, ok bool, err error) {
+	return c.ReadTableSets(ctx, f, nil)
+}
+
+// ReadTableSets is ReadTable reading the elements only of the sets that
+// keep accepts (nil: all); the other sets are listed without elements.
+// Views use it to skip large sets they do not show.
+func (c *Conn) ReadTableSets(ctx context.Context, f Family, keep func(set string) bool) (ts TableState, ok bool, err error) {
 	ts.Family = f
 	if err := ctx.Err(); err != nil {
 		return ts, false, err
@@ -543,6 +550,9 @@ func (c *Conn) ReadTable(ctx context.Context, f Family) (ts TableState, ok bool,
 	}
 	var ar arena
 	for i := range ts.Sets {
+		if keep != nil && !keep(ts.Sets[i].Name) {
+			continue
+		}
 		if ts.Sets[i].Elements, err = c.readElements(f, ts.Sets[i].Name, &ar); err != nil {
 			return ts, false, err
 		}

@@ -1,10 +1,11 @@
 package portmap
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -98,11 +99,11 @@ func DecodeBindings(f nft.Family, host, all nft.SetState) ([]Published, error) {
 
 // SortPublished orders bindings oldest first (then by text, for ties).
 func SortPublished(ps []Published) {
-	sort.SliceStable(ps, func(i, j int) bool {
-		if ps[i].Seq != ps[j].Seq {
-			return ps[i].Seq < ps[j].Seq
+	slices.SortStableFunc(ps, func(a, b Published) int {
+		if a.Seq != b.Seq {
+			return cmp.Compare(a.Seq, b.Seq)
 		}
-		return ps[i].String() < ps[j].String()
+		return strings.Compare(a.String(), b.String())
 	})
 }
 

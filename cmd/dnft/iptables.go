@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -87,12 +88,12 @@ func openConn(ctx context.Context, netns string) (*nft.Conn, error) {
 // readView reads dnft's iptables view of a namespace and the names
 // iptables would print (DNS questions are asked from that namespace);
 // call done when the view has been printed.
-func readView(ctx context.Context, netns string) (v *compat.View, names *compat.Names, done func(), err error) {
+func readView(ctx context.Context, netns string, tables ...string) (v *compat.View, names *compat.Names, done func(), err error) {
 	conn, err := openConn(ctx, netns)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	v, err = compat.Read(ctx, conn)
+	v, err = compat.Read(ctx, conn, tables...)
 	if err == nil {
 		names, err = compat.SystemNames(conn.DialContext)
 	}
@@ -104,8 +105,9 @@ func readView(ctx context.Context, netns string) (v *compat.View, names *compat.
 }
 
 // runView reads the view and runs fn, which writes the command's output
-// and returns its exit code.
-func (a *app) runView(c *cobra.Command, args []string, fn func(v *compat.View, names *compat.Names, args []string, stdout, stderr io.Writer) int) error {
+// and returns its exit code. tables says which tables the command shows
+// (nil: all), so that only their counters are read.
+func (a *app) runView(c *cobra.Command, args []string, tables func(args []string) []string, fn func(v *compat.View, names *compat.Names, args []string, stdout, stderr io.Writer) int) error {
 	netns, rest, err := splitNetns(args)
 	if err != nil {
 		return err
@@ -113,7 +115,7 @@ func (a *app) runView(c *cobra.Command, args []string, fn func(v *compat.View, n
 	if netns == "" {
 		netns = a.netns
 	}
-	v, names, done, err := readView(c.Context(), netns)
+	v, names, done, err := readView(c.Context(), netns, tables(rest)...)
 	if err != nil {
 		return err
 	}
@@ -175,11 +177,20 @@ func newViewCmd(a *app, f compat.Family) *cobra.Command {
 		DisableFlagParsing: true,
 		Args:               cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
+			// The view of thousands of bindings allocates a lot and lives
+			// for one command: collect garbage less often.
+			debug.SetGCPercent(400)
 			variant := systemVariant()
 			if done, err := a.maybeEdit(c, f, variant, args); done || err != nil {
 				return err
 			}
-			return a.runView(c, args, func(v *compat.View, names *compat.Names, args []string, stdout, stderr io.Writer) int {
+			shown := func(args []string) []string {
+				if cmd, _, err := compat.ParseCommand(f, variant, args); err == nil && (cmd.List || cmd.ListRules) {
+					return []string{cmd.Table}
+				}
+				return nil
+			}
+			return a.runView(c, args, shown, func(v *compat.View, names *compat.Names, args []string, stdout, stderr io.Writer) int {
 				return compat.Run(v.Family(f), variant, names, args, stdout, stderr)
 			})
 		},
@@ -233,7 +244,8 @@ func newSaveCmd(a *app, f compat.Family) *cobra.Command {
 		Args:               cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			variant := systemVariant()
-			return a.runView(c, args, func(v *compat.View, names *compat.Names, args []string, stdout, stderr io.Writer) int {
+			all := func([]string) []string { return nil }
+			return a.runView(c, args, all, func(v *compat.View, names *compat.Names, args []string, stdout, stderr io.Writer) int {
 				return compat.RunSave(v.Family(f), variant, names, time.Now(), args, stdout, stderr)
 			})
 		},

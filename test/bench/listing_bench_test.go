@@ -131,6 +131,38 @@ func BenchmarkIPTablesView(b *testing.B) {
 	}
 }
 
+// BenchmarkIPTablesCLI measures the command an operator types at Batch
+// bindings, `iptables -L -n -v` (the filter table) as a process: `dnft
+// iptables -L -n -v` (process start, netlink read-back, view rebuilt and
+// printed) against iptables-nft and iptables-legacy on the same rules.
+func BenchmarkIPTablesCLI(b *testing.B) {
+	s := scale(b)
+	dnftBin := filepath.Join(binaries(b), "dnft")
+	readers := []reader{
+		{"dnft", "dnft", "dnft iptables -L -n -v (process)", func(ctx context.Context, ns *harness.NS, _ Backend) error {
+			p, err := execIn(ctx, ns, "", dnftBin, []string{"iptables", "-L", "-n", "-v"})
+			if err == nil && !strings.Contains(p.Stdout, "Chain DOCKER") {
+				err = fmt.Errorf("dnft iptables -L -n -v has no DOCKER chain:\n%s", clip(p.Stdout))
+			}
+			return err
+		}},
+		{"iptables-nft", "restore-nft", "iptables-nft -L -n -v", exe("iptables-nft", "-L", "-n", "-v")},
+		{"iptables-legacy", "restore-legacy", "iptables-legacy -L -n -v", exe("iptables-legacy", "-L", "-n", "-v")},
+	}
+	for _, rd := range readers {
+		b.Run(fmt.Sprintf("bindings=%d/%s", s.Batch, rd.label), func(b *testing.B) {
+			cell(b, func(b *testing.B) []Result {
+				r := Result{Workload: "iptables-cli", Backend: rd.label, Param: "bindings", Size: s.Batch, Note: rd.note}
+				be, ns := setup(b, rd.backend, 1, s.Batch)
+				if err := rd.op(context.Background(), ns, be); err != nil {
+					b.Fatal(err)
+				}
+				return []Result{measure(b, s, r, func(ctx context.Context) error { return rd.op(ctx, ns, be) })}
+			})
+		})
+	}
+}
+
 // BenchmarkRestore measures loading a saved Batch-binding state into a
 // fresh namespace: iptables-restore of iptables-save output, `nft -f` of
 // `nft list ruleset` output, `dnft restore` of `dnft save` output (when

@@ -39,8 +39,27 @@ func missing(name, what string) check {
 //     exec-per-rule iptables path (each variant);
 //   - dnft's TCP connection rate at the most bindings is within 10% of
 //     the rate at the fewest.
+//   - `dnft iptables -L -n -v` (a process) at the most bindings takes no
+//     longer than `iptables-nft -L -n -v` on the same rules.
 func mustShow(rs Results) []check {
-	return append(publishChecks(rs), rateCheck(rs))
+	return append(publishChecks(rs), rateCheck(rs), cliCheck(rs))
+}
+
+// cliCheck compares the `iptables -L -n -v` commands at the largest size.
+func cliCheck(rs Results) check {
+	const name = "iptables -L -n -v vs iptables-nft"
+	sizes := rs.sizes("iptables-cli")
+	if len(sizes) == 0 {
+		return missing(name, "iptables-cli")
+	}
+	n := sizes[len(sizes)-1]
+	d, ok1 := rs.value("iptables-cli", "dnft", n)
+	t, ok2 := rs.value("iptables-cli", "iptables-nft", n)
+	if !ok1 || !ok2 {
+		return missing(name, "iptables-cli of dnft and iptables-nft")
+	}
+	return check{pass: d <= t, name: name,
+		text: fmt.Sprintf("`dnft iptables -L -n -v` takes %s at %d bindings, `iptables-nft -L -n -v` %s (%.2fx)", dur(d), n, dur(t), d/t)}
 }
 
 // infoChecks are reported like the checks but do not fail the run:
