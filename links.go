@@ -160,9 +160,8 @@ func (fw *Firewall) requireBridgeNetfilter(ctx context.Context) error {
 	return fmt.Errorf("%w in namespace %s%s: with the userland proxy off, replies between containers of one bridge that reach each other through a published port need it", ErrNoBridgeNetfilter, fw.conn.NetNS(), why)
 }
 
-// applyLinks brings the links of want that exist in line with it and
-// returns what it changed. Failures are joined; the others still apply.
-func (fw *Firewall) applyLinks(ctx context.Context, want linkWant) ([]Finding, error) {
+// diffLinks lists the namespace's links and compares them with want.
+func (fw *Firewall) diffLinks(ctx context.Context, want linkWant) ([]linkFix, error) {
 	if len(want) == 0 {
 		return nil, nil
 	}
@@ -170,7 +169,13 @@ func (fw *Firewall) applyLinks(ctx context.Context, want linkWant) ([]Finding, e
 	if err != nil {
 		return nil, err
 	}
-	fixes, err := fw.linkFixes(ctx, want, links)
+	return fw.linkFixes(ctx, want, links)
+}
+
+// applyLinks brings the links of want that exist in line with it and
+// returns what it changed. Failures are joined; the others still apply.
+func (fw *Firewall) applyLinks(ctx context.Context, want linkWant) ([]Finding, error) {
+	fixes, err := fw.diffLinks(ctx, want)
 	if err != nil {
 		return nil, err
 	}
@@ -190,15 +195,7 @@ func (fw *Firewall) applyLinks(ctx context.Context, want linkWant) ([]Finding, e
 
 // linkDrift is the drift of the links that s wants something of.
 func (fw *Firewall) linkDrift(ctx context.Context, s State) ([]Finding, error) {
-	want := stateLinks(s)
-	if len(want) == 0 {
-		return nil, nil
-	}
-	links, err := fw.conn.Links(ctx)
-	if err != nil {
-		return nil, err
-	}
-	fixes, err := fw.linkFixes(ctx, want, links)
+	fixes, err := fw.diffLinks(ctx, stateLinks(s))
 	if err != nil {
 		return nil, err
 	}

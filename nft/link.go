@@ -67,6 +67,24 @@ func (c *Conn) route(groups uint32) (*netlink.Conn, error) {
 	return rc, nil
 }
 
+// routeDo sends one rtnetlink request in the connection's namespace and
+// returns the replies; what names the request in errors.
+func (c *Conn) routeDo(ctx context.Context, what string, typ netlink.HeaderType, flags netlink.HeaderFlags, body []byte) ([]netlink.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rc, err := c.route(0)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	msgs, err := rc.Execute(netlink.Message{Header: netlink.Header{Type: typ, Flags: netlink.Request | flags}, Data: body})
+	if err != nil {
+		return nil, fmt.Errorf("%s in %s: %w", what, c.nsPath, err)
+	}
+	return msgs, nil
+}
+
 // ifinfomsg encodes struct ifinfomsg for a link index.
 func ifinfomsg(index int) []byte {
 	b := make([]byte, unix.SizeofIfInfomsg)
@@ -76,20 +94,9 @@ func ifinfomsg(index int) []byte {
 
 // Links lists the namespace's links.
 func (c *Conn) Links(ctx context.Context) ([]Link, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	rc, err := c.route(0)
+	msgs, err := c.routeDo(ctx, "list links", unix.RTM_GETLINK, netlink.Dump, ifinfomsg(0))
 	if err != nil {
 		return nil, err
-	}
-	defer rc.Close()
-	msgs, err := rc.Execute(netlink.Message{
-		Header: netlink.Header{Type: unix.RTM_GETLINK, Flags: netlink.Request | netlink.Dump},
-		Data:   ifinfomsg(0),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list links in %s: %w", c.nsPath, err)
 	}
 	out := make([]Link, 0, len(msgs))
 	for _, m := range msgs {
@@ -110,27 +117,18 @@ func (c *Conn) LinkByName(ctx context.Context, name string) (l Link, ok bool, er
 	if name == "" || len(name) >= unix.IFNAMSIZ {
 		return l, false, nil
 	}
-	rc, err := c.route(0)
-	if err != nil {
-		return l, false, err
-	}
-	defer rc.Close()
 	ae := netlink.NewAttributeEncoder()
 	ae.String(unix.IFLA_IFNAME, name)
 	attrs, err := ae.Encode()
 	if err != nil {
 		return l, false, err
 	}
-	msgs, err := rc.Execute(netlink.Message{
-		Header: netlink.Header{Type: unix.RTM_GETLINK, Flags: netlink.Request},
-		Data:   append(ifinfomsg(0), attrs...),
-	})
-	var oe *netlink.OpError
+	msgs, err := c.routeDo(ctx, "read link "+name, unix.RTM_GETLINK, 0, append(ifinfomsg(0), attrs...))
 	switch {
-	case errors.As(err, &oe) && (errors.Is(oe.Err, unix.ENODEV) || errors.Is(oe.Err, unix.ENOENT)):
+	case errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT):
 		return l, false, nil
 	case err != nil:
-		return l, false, fmt.Errorf("read link %s in %s: %w", name, c.nsPath, err)
+		return l, false, err
 	case len(msgs) == 0:
 		return l, false, nil
 	}
@@ -164,14 +162,6 @@ func (c *Conn) SetHairpin(ctx context.Context, index int, on bool) error {
 // changeLink sends RTM_NEWLINK for an existing link with the given
 // IFLA_LINKINFO attributes.
 func (c *Conn) changeLink(ctx context.Context, index int, info func(*netlink.AttributeEncoder)) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	rc, err := c.route(0)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
 	ae := netlink.NewAttributeEncoder()
 	ae.Nested(unix.IFLA_LINKINFO, func(ae *netlink.AttributeEncoder) error {
 		info(ae)
@@ -181,32 +171,15 @@ func (c *Conn) changeLink(ctx context.Context, index int, info func(*netlink.Att
 	if err != nil {
 		return err
 	}
-	_, err = rc.Execute(netlink.Message{
-		Header: netlink.Header{Type: unix.RTM_NEWLINK, Flags: netlink.Request | netlink.Acknowledge},
-		Data:   append(ifinfomsg(index), attrs...),
-	})
-	if err != nil {
-		return fmt.Errorf("change link %d in %s: %w", index, c.nsPath, err)
-	}
-	return nil
+	_, err = c.routeDo(ctx, fmt.Sprintf("change link %d", index), unix.RTM_NEWLINK, netlink.Acknowledge, append(ifinfomsg(index), attrs...))
+	return err
 }
 
 // Addrs lists the IPv4 and IPv6 addresses of the namespace's interfaces.
 func (c *Conn) Addrs(ctx context.Context) ([]IfAddr, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	rc, err := c.route(0)
+	msgs, err := c.routeDo(ctx, "list addresses", unix.RTM_GETADDR, netlink.Dump, make([]byte, unix.SizeofIfAddrmsg))
 	if err != nil {
 		return nil, err
-	}
-	defer rc.Close()
-	msgs, err := rc.Execute(netlink.Message{
-		Header: netlink.Header{Type: unix.RTM_GETADDR, Flags: netlink.Request | netlink.Dump},
-		Data:   make([]byte, unix.SizeofIfAddrmsg),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list addresses in %s: %w", c.nsPath, err)
 	}
 	var out []IfAddr
 	for _, m := range msgs {
