@@ -81,9 +81,12 @@ type Firewall struct {
 	// unchecked is set while an operation relies on fw.v without having
 	// checked its generation (a commit checks it; see [Firewall.retry]).
 	unchecked bool
-	ct        *nft.Conntrack // opened on first use
-	warn      func(error)
-	lk        nsLock
+	// portOps counts the port operations this Firewall ran (see
+	// [Firewall.bindings]).
+	portOps int
+	ct      *nft.Conntrack // opened on first use
+	warn    func(error)
+	lk      nsLock
 	// prog is the last state programmed by Restore, Check, Repair or
 	// Watch, kept so that the next check of the same state (a watch's,
 	// at every change) does not build it again.
@@ -255,6 +258,24 @@ func (fw *Firewall) index(ctx context.Context) (*portmap.Index, error) {
 		fw.v.idx = portmap.NewIndex(ps)
 	}
 	return fw.v.idx, nil
+}
+
+// bindings returns the published bindings a port operation checks
+// against: the view's index when it has one; for the first port operation
+// of this Firewall, the kernel itself, asked element by element (see
+// [portmap.KernelBindings]), so that a process that runs one operation
+// never lists the bindings; from the second operation on, the index, read
+// once and then kept up to date by the Firewall's own commits, which
+// answers from memory.
+func (fw *Firewall) bindings(ctx context.Context) (portmap.Bindings, error) {
+	if fw.v.idx == nil && fw.portOps == 0 {
+		return portmap.KernelBindings(fw.conn, fw.v.d), nil
+	}
+	x, err := fw.index(ctx)
+	if err != nil {
+		return portmap.Bindings{}, err
+	}
+	return x.Bindings(), nil
 }
 
 // commit applies tx, which was computed from fw.v, in one batch that

@@ -39,6 +39,7 @@ type IngressPublished = ingress.Published
 func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	defer func() { fw.portOps++ }()
 	unlock, err := fw.exclusive(ctx)
 	if err != nil {
 		return fmt.Errorf("publish ingress: %w", err)
@@ -57,7 +58,7 @@ func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 		if err != nil {
 			return fmt.Errorf("publish ingress: %w", err)
 		}
-		if err := fw.checkIngressPort(ctx, np); err != nil {
+		if err := fw.checkIngressPort(ctx, d, np); err != nil {
 			return err
 		}
 		tx := &nft.Tx{}
@@ -89,14 +90,19 @@ func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 }
 
 // checkIngressPort refuses an ingress port that a container binding
-// publishes on any address, in either family. The cached index answers
-// without listing the bindings.
-func (fw *Firewall) checkIngressPort(ctx context.Context, np ingress.Port) error {
-	x, err := fw.index(ctx)
+// publishes on any address, in either family. The cached index, or the
+// kernel's elements (see [Firewall.bindings]), answer without listing
+// the bindings.
+func (fw *Firewall) checkIngressPort(ctx context.Context, d DaemonConfig, np ingress.Port) error {
+	x, err := fw.bindings(ctx)
 	if err != nil {
 		return fmt.Errorf("publish ingress %s: %w", np, err)
 	}
-	if b, ok := x.PortHolder(np.Proto, np.Port); ok {
+	b, ok, err := x.PortHolder(ctx, d, np.Proto, np.Port)
+	if err != nil {
+		return fmt.Errorf("publish ingress %s: %w", np, err)
+	}
+	if ok {
 		if err := ingress.CheckPort(np, []portmap.Published{b}); err != nil {
 			return fmt.Errorf("publish ingress: %w", err)
 		}

@@ -58,7 +58,7 @@ func ParsePortSpec(s string) (PortSpec, error) { return portmap.ParseSpec(s) }
 // Its cost does not grow with the number of published ports: the bindings
 // are checked against the Firewall's index (see [Firewall]).
 func (fw *Firewall) Publish(ctx context.Context, network string, bs []Binding) error {
-	_, err := fw.publish(ctx, network, func(_ chains.DaemonConfig, _ chains.Network, _ *portmap.Index) ([]Binding, error) {
+	_, err := fw.publish(ctx, network, func(context.Context, chains.DaemonConfig, chains.Network, portmap.Bindings) ([]Binding, error) {
 		return bs, nil
 	})
 	return err
@@ -74,7 +74,7 @@ func (fw *Firewall) Publish(ctx context.Context, network string, bs []Binding) e
 // The bindings are for c's address family only: to publish a dual-stack
 // container on both families, call it once per address.
 func (fw *Firewall) PublishSpecs(ctx context.Context, network string, c netip.Addr, specs []PortSpec) ([]Binding, error) {
-	return fw.publish(ctx, network, func(d chains.DaemonConfig, n chains.Network, x *portmap.Index) ([]Binding, error) {
+	return fw.publish(ctx, network, func(ctx context.Context, d chains.DaemonConfig, n chains.Network, x portmap.Bindings) ([]Binding, error) {
 		// Allocation skips host ports that an ingress port holds.
 		var herr error
 		held := func(proto portmap.Proto, port uint16) bool {
@@ -87,7 +87,7 @@ func (fw *Firewall) PublishSpecs(ctx context.Context, network string, c netip.Ad
 			}
 			return p != nil || err != nil
 		}
-		bs, err := x.Resolve(d, n, c, specs, held)
+		bs, err := x.Resolve(ctx, d, n, c, specs, held)
 		if herr != nil {
 			return nil, herr
 		}
@@ -97,9 +97,10 @@ func (fw *Firewall) PublishSpecs(ctx context.Context, network string, c netip.Ad
 
 // publish is Publish and PublishSpecs: resolve turns the request into
 // bindings against the current state.
-func (fw *Firewall) publish(ctx context.Context, network string, resolve func(chains.DaemonConfig, chains.Network, *portmap.Index) ([]Binding, error)) ([]Binding, error) {
+func (fw *Firewall) publish(ctx context.Context, network string, resolve portResolver) ([]Binding, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	defer func() { fw.portOps++ }()
 	unlock, err := fw.exclusive(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("publish on %s: %w", network, err)
@@ -112,18 +113,18 @@ func (fw *Firewall) publish(ctx context.Context, network string, resolve func(ch
 	)
 	err = fw.retry(func() error {
 		var (
-			x   *portmap.Index
+			x   portmap.Bindings
 			err error
 		)
 		d, n, x, err = fw.portState(ctx, network)
 		if err != nil {
 			return err
 		}
-		bs, err := resolve(d, n, x)
+		bs, err := resolve(ctx, d, n, x)
 		if err != nil {
 			return err
 		}
-		norm, err = x.CheckPublish(d, n, bs)
+		norm, err = x.CheckPublish(ctx, d, n, bs)
 		if err != nil || len(norm) == 0 {
 			return err
 		}
@@ -134,11 +135,17 @@ func (fw *Firewall) publish(ctx context.Context, network string, resolve func(ch
 		// Binding i is recorded with seq+i: keep later operations after them.
 		fw.lastSeq = max(fw.lastSeq, seq+int64(len(norm))-1)
 		tx := &nft.Tx{}
-		x.Publish(tx, d, n, norm, seq)
-		return fw.commit(ctx, tx, func(v *view) { v.idx.Add(n.Name, norm, seq) })
+		if err := x.Publish(ctx, tx, d, n, norm, seq); err != nil {
+			return err
+		}
+		return fw.commit(ctx, tx, func(v *view) {
+			if v.idx != nil {
+				v.idx.Add(n.Name, norm, seq)
+			}
+		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("publish on %s: %w", network, err)
+		return nil, fmt.Errorf("publish on %s: %w", network, fw.layoutErr(ctx, d, err))
 	}
 	if len(norm) == 0 {
 		return norm, nil
@@ -161,7 +168,7 @@ func (fw *Firewall) publish(ctx context.Context, network string, resolve func(ch
 // is not. Conntrack entries are cleaned up as after Publish, so that a
 // UDP flow stops reaching the container.
 func (fw *Firewall) Unpublish(ctx context.Context, network string, bs []Binding) error {
-	_, err := fw.unpublish(ctx, network, func(_ chains.DaemonConfig, _ chains.Network, _ *portmap.Index) ([]Binding, error) {
+	_, err := fw.unpublish(ctx, network, func(context.Context, chains.DaemonConfig, chains.Network, portmap.Bindings) ([]Binding, error) {
 		return bs, nil
 	})
 	return err
@@ -176,14 +183,19 @@ func (fw *Firewall) Unpublish(ctx context.Context, network string, bs []Binding)
 // of that port whose host port is in the range (see
 // [portmap.Index.ResolveUnpublish]).
 func (fw *Firewall) UnpublishSpecs(ctx context.Context, network string, c netip.Addr, specs []PortSpec) ([]Binding, error) {
-	return fw.unpublish(ctx, network, func(d chains.DaemonConfig, n chains.Network, x *portmap.Index) ([]Binding, error) {
-		return x.ResolveUnpublish(d, n, c, specs)
+	return fw.unpublish(ctx, network, func(ctx context.Context, d chains.DaemonConfig, n chains.Network, x portmap.Bindings) ([]Binding, error) {
+		return x.ResolveUnpublish(ctx, d, n, c, specs)
 	})
 }
 
-func (fw *Firewall) unpublish(ctx context.Context, network string, resolve func(chains.DaemonConfig, chains.Network, *portmap.Index) ([]Binding, error)) ([]Binding, error) {
+// portResolver turns the request of a port operation into bindings against
+// the current state.
+type portResolver func(context.Context, chains.DaemonConfig, chains.Network, portmap.Bindings) ([]Binding, error)
+
+func (fw *Firewall) unpublish(ctx context.Context, network string, resolve portResolver) ([]Binding, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	defer func() { fw.portOps++ }()
 	unlock, err := fw.exclusive(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("unpublish on %s: %w", network, err)
@@ -195,20 +207,26 @@ func (fw *Firewall) unpublish(ctx context.Context, network string, resolve func(
 		if err != nil {
 			return err
 		}
-		bs, err := resolve(d, n, x)
+		bs, err := resolve(ctx, d, n, x)
 		if err != nil {
 			return err
 		}
-		norm, err = x.CheckUnpublish(d, n, bs)
+		norm, err = x.CheckUnpublish(ctx, d, n, bs)
 		if err != nil || len(norm) == 0 {
 			return err
 		}
 		tx := &nft.Tx{}
-		x.Unpublish(tx, d, n, norm)
-		return fw.commit(ctx, tx, func(v *view) { v.idx.Remove(n.Name, norm) })
+		if err := x.Unpublish(ctx, tx, d, n, norm); err != nil {
+			return err
+		}
+		return fw.commit(ctx, tx, func(v *view) {
+			if v.idx != nil {
+				v.idx.Remove(n.Name, norm)
+			}
+		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("unpublish on %s: %w", network, err)
+		return nil, fmt.Errorf("unpublish on %s: %w", network, fw.layoutErr(ctx, fw.v.d, err))
 	}
 	fw.clearConntrack(ctx, norm)
 	return norm, nil
@@ -228,18 +246,34 @@ func (fw *Firewall) Ports(ctx context.Context) ([]Published, error) {
 }
 
 // portState returns the daemon configuration, the named network and the
-// index of published bindings, checked against the kernel's generation.
-func (fw *Firewall) portState(ctx context.Context, network string) (chains.DaemonConfig, chains.Network, *portmap.Index, error) {
+// published bindings (see [Firewall.bindings]) for a port operation.
+func (fw *Firewall) portState(ctx context.Context, network string) (chains.DaemonConfig, chains.Network, portmap.Bindings, error) {
 	d, nets, err := fw.state(ctx)
 	if err != nil {
-		return d, chains.Network{}, nil, err
+		return d, chains.Network{}, portmap.Bindings{}, err
 	}
 	n, ok := chains.Find(nets, network)
 	if !ok {
-		return d, n, nil, &FieldError{Field: "network", Value: network, Reason: "no such network"}
+		return d, n, portmap.Bindings{}, &FieldError{Field: "network", Value: network, Reason: "no such network"}
 	}
-	x, err := fw.index(ctx)
+	x, err := fw.bindings(ctx)
 	return d, n, x, err
+}
+
+// layoutErr explains a batch refused for a missing set: tables that an
+// older dnft set up lack the bookkeeping sets of published ports.
+func (fw *Firewall) layoutErr(ctx context.Context, d chains.DaemonConfig, err error) error {
+	if !nft.IsNotFound(err) {
+		return err
+	}
+	for _, f := range d.Families() {
+		for _, name := range []string{portmap.SetTargets, portmap.SetHostPorts} {
+			if ok, herr := fw.conn.HasSet(ctx, f, name); herr == nil && !ok {
+				return fmt.Errorf("%w: dnft's %s table has no set %s (an older dnft set it up): run dnft repair", err, f, name)
+			}
+		}
+	}
+	return err
 }
 
 // clearConntrack deletes the conntrack entries that would keep traffic on

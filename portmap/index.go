@@ -269,9 +269,9 @@ func (x *Index) sharing(network string, b Binding) int {
 	return len(x.targets[targetOf(network, b)])
 }
 
-// ofTarget returns the bindings of network that forward to container
-// address c, proto and container port, oldest first.
-func (x *Index) ofTarget(network string, c netip.Addr, proto Proto, port uint16) []Published {
+// targetBindings returns the bindings of network that forward to
+// container address c, proto and container port, oldest first.
+func (x *Index) targetBindings(network string, c netip.Addr, proto Proto, port uint16) []Published {
 	out := append([]Published(nil), x.targets[targetKey{network, c, proto, port}]...)
 	SortPublished(out)
 	return out

@@ -34,6 +34,16 @@ const (
 	// loopback host address in protected mode: `-t raw -A PREROUTING -d
 	// H/32 ! -i lo -p P --dport HP -j DROP`.
 	SetLoopbackPorts = "loopback-ports"
+	// SetTargets counts, per container address . l4proto . port, the
+	// bindings that forward to it (comment "dnft1;net=NAME;n=COUNT"). No
+	// rule looks it up: it lets one publication learn with one element get
+	// whether the filter accept and hairpin elements it shares with other
+	// bindings exist, and whether unpublishing it must remove them.
+	SetTargets = "targets"
+	// SetHostPorts counts, per l4proto . port, the bindings of the family
+	// on a specific host address (comment "dnft1;n=COUNT"), with which a
+	// binding on all addresses clashes. No rule looks it up either.
+	SetHostPorts = "host-ports"
 )
 
 // Rule comments of the daemon-level port rules.
@@ -51,6 +61,7 @@ var (
 	keySkipH   = []nft.Field{nft.FieldIIFName, nft.FieldDaddr, nft.FieldL4Proto, nft.FieldDport}
 	keySkipA   = []nft.Field{nft.FieldIIFName, nft.FieldL4Proto, nft.FieldDport}
 	keyHairpin = []nft.Field{nft.FieldSaddr, nft.FieldDaddr, nft.FieldL4Proto, nft.FieldDport}
+	keyTarget  = []nft.Field{nft.FieldDaddr, nft.FieldL4Proto, nft.FieldDport}
 )
 
 // DNATHostMap is the map of host-specific bindings of a family.
@@ -77,6 +88,18 @@ func hairpinSet(f nft.Family) nft.Set {
 
 func loopbackSet(f nft.Family) nft.Set {
 	return nft.Set{Family: f, Name: SetLoopbackPorts, Key: keyHost, Counter: true}
+}
+
+// TargetsSet is the set that counts the bindings of each container port
+// (see [SetTargets]).
+func TargetsSet(f nft.Family) nft.Set {
+	return nft.Set{Family: f, Name: SetTargets, Key: keyTarget, Comment: "bindings per container port"}
+}
+
+// HostPortsSet is the set that counts the bindings on specific host
+// addresses of each port (see [SetHostPorts]).
+func HostPortsSet(f nft.Family) nft.Set {
+	return nft.Set{Family: f, Name: SetHostPorts, Key: keyAny, Comment: "bindings on a host address per port"}
 }
 
 var linkLocal6 = netip.MustParsePrefix("fe80::/10")
@@ -116,6 +139,8 @@ func initFamily(tx *nft.Tx, d chains.DaemonConfig, f nft.Family) {
 	tx.AddSet(DNATHostMap(f))
 	tx.AddSet(DNATAnyMap(f))
 	tx.AddSet(hairpinSet(f))
+	tx.AddSet(TargetsSet(f))
+	tx.AddSet(HostPortsSet(f))
 	if d.UserlandProxy {
 		tx.AddSet(skipHostSet(f))
 		tx.AddSet(skipAnySet(f))
@@ -160,26 +185,6 @@ type elem struct {
 	set    nft.Set
 	e      nft.Element
 	shared bool
-}
-
-// elemID identifies an element by set and key (not by data or comment).
-// Keys have at most four fields.
-type elemID struct {
-	set setID
-	n   int
-	key [4]nft.Value
-}
-
-// setID identifies a set.
-type setID struct {
-	fam  nft.Family
-	name string
-}
-
-func (x elem) id() elemID {
-	id := elemID{set: setID{x.set.Family, x.set.Name}, n: len(x.e.Key)}
-	copy(id.key[:], x.e.Key)
-	return id
 }
 
 // elements lists every element that one binding owns, in the order they
@@ -233,77 +238,22 @@ func record(network string, seq int64, withSeq bool) string {
 	return s
 }
 
-// Publish queues the elements of the bindings bs, which must have been
-// checked and normalised by [CheckPublish] against existing (what
-// [ReadBindings] returned). Binding i gets the sequence number seq+i.
-// Elements that existing bindings already own (a container port published
-// twice shares the filter accept and hairpin elements) are not added
-// again, so that [Unpublish] of the new bindings deletes exactly what this
-// added.
-func Publish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, seq int64, existing []Published) {
-	NewIndex(existing).Publish(tx, d, n, bs, seq)
-}
-
-// Publish is [Publish] against the bindings of the index (which it does
-// not change: call [Index.Add] once the transaction is committed).
-func (x *Index) Publish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, seq int64) {
-	queue(tx, d, n, bs, seq, func(b Binding, e elem) bool {
-		return e.shared && x.sharing(n.Name, b) > 0
-	}, tx.AddElements)
-}
-
-// Unpublish queues the deletion of the elements of the bindings bs, which
-// must have been checked and normalised by [CheckUnpublish] against
-// existing (what [ReadBindings] returned). Elements that a binding staying
-// published still needs are kept.
-func Unpublish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, existing []Published) {
-	NewIndex(existing).Unpublish(tx, d, n, bs)
-}
-
-// Unpublish is [Unpublish] against the bindings of the index (which it
-// does not change: call [Index.Remove] once the transaction is
-// committed). bs must be published and listed once each.
-func (x *Index) Unpublish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding) {
-	gone := map[targetKey]int{}
-	for _, b := range bs {
-		gone[targetOf(n.Name, b)]++
+// targetElem is the element of SetTargets of a binding's container port,
+// counting n bindings of network (n 0: the key alone, for a deletion).
+func targetElem(network string, b Binding, n int) nft.Element {
+	e := nft.Element{Key: []nft.Value{nft.Addr(b.ContainerIP), nft.Proto(b.Proto.Number()), nft.Port(b.ContainerPort)}}
+	if n > 0 {
+		e.Comment = recordVersion + ";net=" + network + ";n=" + strconv.Itoa(n)
 	}
-	queue(tx, d, n, bs, 0, func(b Binding, e elem) bool {
-		return e.shared && x.sharing(n.Name, b) > gone[targetOf(n.Name, b)]
-	}, tx.DeleteElements)
+	return e
 }
 
-// queue collects the elements of bs that skip does not refuse (each once),
-// grouped by set in first-seen order, and passes them to do.
-func queue(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, seq int64, skip func(Binding, elem) bool, do func(nft.Set, ...nft.Element)) {
-	var order []setID
-	groups := map[setID]*struct {
-		set   nft.Set
-		elems []nft.Element
-	}{}
-	seen := map[elemID]bool{}
-	for i, b := range bs {
-		for _, x := range elements(d, n, b, seq+int64(i)) {
-			if skip(b, x) {
-				continue
-			}
-			id := x.id()
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			g := id.set
-			if groups[g] == nil {
-				groups[g] = &struct {
-					set   nft.Set
-					elems []nft.Element
-				}{set: x.set}
-				order = append(order, g)
-			}
-			groups[g].elems = append(groups[g].elems, x.e)
-		}
+// hostPortElem is the element of SetHostPorts of a binding's proto and
+// host port, counting n bindings (n 0: the key alone).
+func hostPortElem(b Binding, n int) nft.Element {
+	e := nft.Element{Key: []nft.Value{nft.Proto(b.Proto.Number()), nft.Port(b.HostPort)}}
+	if n > 0 {
+		e.Comment = recordVersion + ";n=" + strconv.Itoa(n)
 	}
-	for _, g := range order {
-		do(groups[g].set, groups[g].elems...)
-	}
+	return e
 }

@@ -63,38 +63,48 @@ func ReadBindings(ctx context.Context, r SetReader, d chains.DaemonConfig) ([]Pu
 // DecodeBindings decodes the bindings of one family from the elements of
 // its dnat-host and dnat-any maps, oldest first.
 func DecodeBindings(f nft.Family, host, all nft.SetState) ([]Published, error) {
-	var out []Published
+	out := make([]Published, 0, len(host.Elements)+len(all.Elements))
 	for _, m := range []struct {
 		s      nft.SetState
 		fields []nft.Field
 	}{{host, keyHost}, {all, keyAny}} {
 		for _, e := range m.s.Elements {
-			v, err := nft.DecodeKey(f, m.fields, e.Key)
+			p, err := decodeBinding(f, m.fields, e)
 			if err != nil {
 				return nil, fmt.Errorf("%s map %s: %w", f, m.s.Name, err)
 			}
-			to, err := nft.DecodeTarget(f, e.Data)
-			if err != nil {
-				return nil, fmt.Errorf("%s map %s: %w", f, m.s.Name, err)
-			}
-			var h netip.Addr
-			if len(v) == 3 {
-				h, v = v[0].Addr, v[1:]
-			} else if f == nft.IPv6 {
-				h = netip.IPv6Unspecified()
-			} else {
-				h = netip.IPv4Unspecified()
-			}
-			b := Binding{Proto: protoOf(v[0].Proto), HostIP: h, HostPort: v[1].Port, ContainerIP: to.Addr(), ContainerPort: to.Port()}
-			network, seq, err := parseRecord(e.Comment)
-			if err != nil {
-				return nil, fmt.Errorf("%s map %s: element %s: %w", f, m.s.Name, b, err)
-			}
-			out = append(out, Published{Network: network, Binding: b, Seq: seq, Packets: e.Packets, Bytes: e.Bytes})
+			out = append(out, p)
 		}
 	}
 	SortPublished(out)
 	return out, nil
+}
+
+// decodeBinding decodes one element of a DNAT map whose key has fields
+// (keyHost or keyAny).
+func decodeBinding(f nft.Family, fields []nft.Field, e nft.ElementState) (Published, error) {
+	v, err := nft.DecodeKey(f, fields, e.Key)
+	if err != nil {
+		return Published{}, err
+	}
+	to, err := nft.DecodeTarget(f, e.Data)
+	if err != nil {
+		return Published{}, err
+	}
+	var h netip.Addr
+	if len(v) == 3 {
+		h, v = v[0].Addr, v[1:]
+	} else if f == nft.IPv6 {
+		h = netip.IPv6Unspecified()
+	} else {
+		h = netip.IPv4Unspecified()
+	}
+	b := Binding{Proto: protoOf(v[0].Proto), HostIP: h, HostPort: v[1].Port, ContainerIP: to.Addr(), ContainerPort: to.Port()}
+	network, seq, err := parseRecord(e.Comment)
+	if err != nil {
+		return Published{}, fmt.Errorf("element %s: %w", b, err)
+	}
+	return Published{Network: network, Binding: b, Seq: seq, Packets: e.Packets, Bytes: e.Bytes}, nil
 }
 
 // SortPublished orders bindings oldest first (then by text, for ties).
@@ -151,4 +161,38 @@ func parseRecord(s string) (network string, seq int64, err error) {
 		return "", 0, fmt.Errorf("incomplete record %q", s)
 	}
 	return network, seq, nil
+}
+
+// parseCount parses the comment of a [SetTargets] element (withNet) or
+// of a [SetHostPorts] element: "dnft1;net=NAME;n=COUNT" or
+// "dnft1;n=COUNT", COUNT at least 1.
+func parseCount(s string, withNet bool) (network string, n int, err error) {
+	parts := strings.Split(s, ";")
+	bad := func() (string, int, error) { return "", 0, fmt.Errorf("bad count record %q: %w", s, errCounts) }
+	if parts[0] != recordVersion || len(parts) != 2+b2i(withNet) {
+		return bad()
+	}
+	if withNet {
+		v, ok := strings.CutPrefix(parts[1], "net=")
+		if !ok || v == "" {
+			return bad()
+		}
+		network = v
+	}
+	v, ok := strings.CutPrefix(parts[len(parts)-1], "n=")
+	if !ok {
+		return bad()
+	}
+	n, err = strconv.Atoi(v)
+	if err != nil || n < 1 || strconv.Itoa(n) != v {
+		return bad()
+	}
+	return network, n, nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

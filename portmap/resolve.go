@@ -1,6 +1,7 @@
 package portmap
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 
@@ -32,6 +33,10 @@ type Reserved func(proto Proto, port uint16) bool
 // Explicit host ports are claimed before any port is allocated, so an
 // allocation never takes a port that a later spec of the call names.
 func (x *Index) Resolve(d chains.DaemonConfig, n chains.Network, c netip.Addr, specs []Spec, reserved Reserved) ([]Binding, error) {
+	return resolve(context.Background(), x, d, n, c, specs, reserved)
+}
+
+func resolve(ctx context.Context, src source, d chains.DaemonConfig, n chains.Network, c netip.Addr, specs []Spec, reserved Reserved) ([]Binding, error) {
 	if n.Internal {
 		return nil, &FieldError{Field: "network", Value: n.Name, Reason: "is internal: ports cannot be published on an internal network"}
 	}
@@ -61,7 +66,7 @@ func (x *Index) Resolve(d chains.DaemonConfig, n chains.Network, c netip.Addr, s
 				return nil, wrap(i, err)
 			}
 			if alloc.IsZero() {
-				if err := x.checkFree(n, nb, req); err != nil {
+				if err := checkFree(ctx, src, n, nb, req); err != nil {
 					return nil, wrap(i, err)
 				}
 				req.add(nb, len(slots))
@@ -77,7 +82,10 @@ func (x *Index) Resolve(d chains.DaemonConfig, n chains.Network, c netip.Addr, s
 		if s.alloc.IsZero() {
 			continue
 		}
-		p, ok := x.freePort(s.b, s.alloc, req, reserved)
+		p, ok, err := src.freePort(ctx, s.b, s.alloc, req, reserved)
+		if err != nil {
+			return nil, wrap(s.spec, err)
+		}
 		if !ok {
 			what := "in " + s.alloc.String()
 			if s.alloc == EphemeralPorts && specs[s.spec].HostPorts.IsZero() {
@@ -96,11 +104,11 @@ func (x *Index) Resolve(d chains.DaemonConfig, n chains.Network, c netip.Addr, s
 	return out, nil
 }
 
-// freePort returns the lowest port of r on which b (normalised, its
+// lowestFree returns the lowest port of r on which b (normalised, its
 // HostPort ignored) would clash with no binding of the index or of req,
 // and that reserved does not hold. Ports that bindings of the index claim
 // are skipped 64 at a time.
-func (x *Index) freePort(b Binding, r PortRange, req claims, reserved Reserved) (uint16, bool) {
+func (x *Index) lowestFree(b Binding, r PortRange, req claims, reserved Reserved) (uint16, bool) {
 	var sets []*portBits
 	if b.HostIP.IsUnspecified() {
 		// On all addresses, any claimed port of the family is taken.
@@ -144,6 +152,10 @@ func (x *Index) freePort(b Binding, r PortRange, req claims, reserved Reserved) 
 // at least one binding. The result is normalised and can go to
 // [Index.CheckUnpublish], which also refuses a binding selected twice.
 func (x *Index) ResolveUnpublish(d chains.DaemonConfig, n chains.Network, c netip.Addr, specs []Spec) ([]Binding, error) {
+	return resolveUnpublish(context.Background(), x, d, n, c, specs)
+}
+
+func resolveUnpublish(ctx context.Context, src source, d chains.DaemonConfig, n chains.Network, c netip.Addr, specs []Spec) ([]Binding, error) {
 	var out []Binding
 	for _, sp := range specs {
 		for k := 0; k < sp.ContainerPorts.Len(); k++ {
@@ -161,7 +173,11 @@ func (x *Index) ResolveUnpublish(d chains.DaemonConfig, n chains.Network, c neti
 				continue
 			}
 			var found []Binding
-			for _, p := range x.ofTarget(n.Name, nb.ContainerIP, nb.Proto, nb.ContainerPort) {
+			ps, err := src.ofTarget(ctx, n.Name, nb.ContainerIP, nb.Proto, nb.ContainerPort)
+			if err != nil {
+				return nil, fmt.Errorf("-p %s: %w", sp, err)
+			}
+			for _, p := range ps {
 				if p.HostIP == nb.HostIP && (sp.HostPorts.IsZero() || sp.HostPorts.Contains(p.HostPort)) {
 					found = append(found, p.Binding)
 				}

@@ -189,10 +189,12 @@ func TestIndex(t *testing.T) {
 	_, ok = x.PortHolder(UDP, 8080)
 	require.False(t, ok)
 
-	// Unpublishing one of the two keeps the shared elements.
+	// Unpublishing one of the two keeps the shared elements: it deletes
+	// dnat-host, dnat-skip-host, loopback-ports and the two counts, and
+	// adds the container port's count back as 1.
 	tx := &nft.Tx{}
 	x.Unpublish(tx, d4, netA, []Binding{b.Binding})
-	require.Equal(t, 3, tx.Len())
+	require.Equal(t, 6, tx.Len())
 
 	x.Remove("a", []Binding{b.Binding})
 	x.Remove("a", []Binding{b.Binding}) // absent: no change
@@ -283,7 +285,7 @@ func TestIndexRandom(t *testing.T) {
 		require.Equal(t, want, got, "clash of %s", probe)
 
 		r := PortRange{40000, 40039}
-		port, ok := x.freePort(probe, r, claims{}, nil)
+		port, ok := x.lowestFree(probe, r, claims{}, nil)
 		wantPort, wantOK := uint16(0), false
 		for p := r.Start; p <= r.End; p++ {
 			probe.HostPort = p

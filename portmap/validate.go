@@ -1,6 +1,7 @@
 package portmap
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -102,6 +103,10 @@ func CheckPublish(d chains.DaemonConfig, n chains.Network, bs []Binding, existin
 // CheckPublish is [CheckPublish] against the bindings of the index. Its
 // cost grows with len(bs), not with the number of published bindings.
 func (x *Index) CheckPublish(d chains.DaemonConfig, n chains.Network, bs []Binding) ([]Binding, error) {
+	return checkPublish(context.Background(), x, d, n, bs)
+}
+
+func checkPublish(ctx context.Context, src source, d chains.DaemonConfig, n chains.Network, bs []Binding) ([]Binding, error) {
 	if n.Internal {
 		return nil, &FieldError{Field: "network", Value: n.Name, Reason: "is internal: ports cannot be published on an internal network"}
 	}
@@ -112,7 +117,7 @@ func (x *Index) CheckPublish(d chains.DaemonConfig, n chains.Network, bs []Bindi
 		if err != nil {
 			return nil, err
 		}
-		if err := x.checkFree(n, nb, req); err != nil {
+		if err := checkFree(ctx, src, n, nb, req); err != nil {
 			return nil, err
 		}
 		req.add(nb, len(out))
@@ -124,8 +129,12 @@ func (x *Index) CheckPublish(d chains.DaemonConfig, n chains.Network, bs []Bindi
 // checkFree refuses a normalised binding whose host address and port a
 // published binding or an earlier binding of the same request (req)
 // claims.
-func (x *Index) checkFree(n chains.Network, nb Binding, req claims) error {
-	if p, ok := x.clashWith(nb); ok {
+func checkFree(ctx context.Context, src source, n chains.Network, nb Binding, req claims) error {
+	p, ok, err := src.clash(ctx, nb)
+	if err != nil {
+		return err
+	}
+	if ok {
 		reason := fmt.Sprintf("%s is already published by network %q (%s)", hostAddr(p.Binding), p.Network, p.Binding)
 		if p.Network == n.Name && p.Binding == nb {
 			reason = fmt.Sprintf("already published on network %q", n.Name)
@@ -172,6 +181,10 @@ func CheckUnpublish(d chains.DaemonConfig, n chains.Network, bs []Binding, exist
 
 // CheckUnpublish is [CheckUnpublish] against the bindings of the index.
 func (x *Index) CheckUnpublish(d chains.DaemonConfig, n chains.Network, bs []Binding) ([]Binding, error) {
+	return checkUnpublish(context.Background(), x, d, n, bs)
+}
+
+func checkUnpublish(ctx context.Context, src source, d chains.DaemonConfig, n chains.Network, bs []Binding) ([]Binding, error) {
 	out := make([]Binding, 0, len(bs))
 	seen := map[Binding]int{}
 	for _, b := range bs {
@@ -179,9 +192,15 @@ func (x *Index) CheckUnpublish(d chains.DaemonConfig, n chains.Network, bs []Bin
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := x.Lookup(n.Name, nb); !ok {
+		// The binding is published when the DNAT element of its host
+		// address and port is the network's and forwards to its container.
+		near, ok, err := src.get(ctx, nb)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || near.Network != n.Name || near.Binding != nb {
 			reason := fmt.Sprintf("not published on network %q", n.Name)
-			if near, ok := x.sameHost(nb); ok {
+			if ok {
 				reason += fmt.Sprintf(" (%s is published by network %q as %s)", hostAddr(near.Binding), near.Network, near.Binding)
 			}
 			return nil, &FieldError{Field: "binding", Value: nb.String(), Reason: reason}

@@ -211,22 +211,23 @@ func TestSharedElements(t *testing.T) {
 
 	tx := &nft.Tx{}
 	Publish(tx, d4, netA, []Binding{second.Binding}, 11, []Published{first})
-	// dnat-host, dnat-skip-host, loopback-ports: published and hairpin
-	// already exist.
-	require.Equal(t, 3, count(tx))
+	// dnat-host, dnat-skip-host, loopback-ports, the host port's count, and
+	// the container port's count replaced (deleted, added as 2): published
+	// and hairpin already exist.
+	require.Equal(t, 6, count(tx))
 
 	tx = &nft.Tx{}
 	Unpublish(tx, d4, netA, []Binding{second.Binding}, []Published{first, second})
-	require.Equal(t, 3, count(tx))
+	require.Equal(t, 6, count(tx))
 
 	tx = &nft.Tx{}
 	Unpublish(tx, d4, netA, []Binding{first.Binding, second.Binding}, []Published{first, second})
-	require.Equal(t, 7, count(tx)) // each set once: any, skip-any, host, skip-host, published, hairpin, loopback
+	require.Equal(t, 9, count(tx)) // each set once: any, skip-any, host, skip-host, loopback, published, hairpin, targets, host-ports
 
 	// Publishing both in one call adds each shared element once.
 	tx = &nft.Tx{}
 	Publish(tx, d4, netA, []Binding{first.Binding, second.Binding}, 10, nil)
-	require.Equal(t, 7, count(tx))
+	require.Equal(t, 9, count(tx))
 }
 
 func TestParseRecord(t *testing.T) {

@@ -1,0 +1,220 @@
+package portmap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dnft/dnft/chains"
+	"github.com/dnft/dnft/nft"
+)
+
+// Publish queues the elements of the bindings bs, which must have been
+// checked and normalised by [CheckPublish] against existing (what
+// [ReadBindings] returned). Binding i gets the sequence number seq+i.
+// The filter accept and hairpin elements of a container port are added by
+// its first binding only, and the counts of [SetTargets] and
+// [SetHostPorts] are updated (their elements deleted and added again in
+// the same batch), so that [Unpublish] of the new bindings deletes
+// exactly what this added.
+func Publish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, seq int64, existing []Published) {
+	NewIndex(existing).Publish(tx, d, n, bs, seq)
+}
+
+// Publish is [Publish] against the bindings of the index (which it does
+// not change: call [Index.Add] once the transaction is committed).
+func (x *Index) Publish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, seq int64) {
+	_ = queuePublish(context.Background(), x, tx, d, n, bs, seq) // an index never fails
+}
+
+// Unpublish queues the deletion of the elements of the bindings bs, which
+// must have been checked and normalised by [CheckUnpublish] against
+// existing (what [ReadBindings] returned). Elements that a binding staying
+// published still needs are kept, and the counts updated.
+func Unpublish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, existing []Published) {
+	NewIndex(existing).Unpublish(tx, d, n, bs)
+}
+
+// Unpublish is [Unpublish] against the bindings of the index (which it
+// does not change: call [Index.Remove] once the transaction is
+// committed). bs must be published and listed once each.
+func (x *Index) Unpublish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding) {
+	_ = queueUnpublish(context.Background(), x, tx, d, n, bs)
+}
+
+// queuePublish queues the publication of bs (see [Publish]); src tells
+// how many bindings already share each container port and host port.
+func queuePublish(ctx context.Context, src source, tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, seq int64) error {
+	var q elemQueue
+	for i, b := range bs {
+		for _, e := range elements(d, n, b, seq+int64(i)) {
+			if !e.shared {
+				q.add(e.set, e.e)
+			}
+		}
+	}
+	for _, t := range countTargets(bs) {
+		k, err := src.refs(ctx, n.Name, t.b)
+		if err != nil {
+			return err
+		}
+		f := family(t.b.ContainerIP)
+		if k == 0 {
+			for _, e := range elements(d, n, t.b, 0) {
+				if e.shared {
+					q.add(e.set, e.e)
+				}
+			}
+		} else {
+			q.del(TargetsSet(f), targetElem(n.Name, t.b, 0))
+		}
+		q.add(TargetsSet(f), targetElem(n.Name, t.b, k+t.n))
+	}
+	for _, h := range countHostPorts(bs) {
+		k, err := src.hostRefs(ctx, h.b)
+		if err != nil {
+			return err
+		}
+		f := family(h.b.HostIP)
+		if k > 0 {
+			q.del(HostPortsSet(f), hostPortElem(h.b, 0))
+		}
+		q.add(HostPortsSet(f), hostPortElem(h.b, k+h.n))
+	}
+	q.queue(tx)
+	return nil
+}
+
+// queueUnpublish queues the removal of bs (see [Unpublish]).
+func queueUnpublish(ctx context.Context, src source, tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding) error {
+	var q elemQueue
+	for _, b := range bs {
+		for _, e := range elements(d, n, b, 0) {
+			if !e.shared {
+				q.del(e.set, e.e)
+			}
+		}
+	}
+	for _, t := range countTargets(bs) {
+		k, err := src.refs(ctx, n.Name, t.b)
+		if err != nil {
+			return err
+		}
+		f := family(t.b.ContainerIP)
+		switch {
+		case k < t.n:
+			return fmt.Errorf("set %s counts %d binding(s) of %s, fewer than the %d to unpublish: %w", SetTargets, k, t.b, t.n, errCounts)
+		case k == t.n:
+			for _, e := range elements(d, n, t.b, 0) {
+				if e.shared {
+					q.del(e.set, e.e)
+				}
+			}
+			q.del(TargetsSet(f), targetElem(n.Name, t.b, 0))
+		default:
+			q.del(TargetsSet(f), targetElem(n.Name, t.b, 0))
+			q.add(TargetsSet(f), targetElem(n.Name, t.b, k-t.n))
+		}
+	}
+	for _, h := range countHostPorts(bs) {
+		k, err := src.hostRefs(ctx, h.b)
+		if err != nil {
+			return err
+		}
+		f := family(h.b.HostIP)
+		if k < h.n {
+			return fmt.Errorf("set %s counts %d binding(s) on %s/%s, fewer than the %d to unpublish: %w", SetHostPorts, k, PortProto(h.b), f, h.n, errCounts)
+		}
+		q.del(HostPortsSet(f), hostPortElem(h.b, 0))
+		if k > h.n {
+			q.add(HostPortsSet(f), hostPortElem(h.b, k-h.n))
+		}
+	}
+	q.queue(tx)
+	return nil
+}
+
+// errCounts marks counts in dnft's bookkeeping sets that do not match
+// the bindings: the tables were changed behind dnft's back.
+var errCounts = errors.New("dnft's bookkeeping disagrees with its records (run dnft check, and dnft repair)")
+
+// PortProto formats a binding's host port and proto: "8080/tcp".
+func PortProto(b Binding) string { return fmt.Sprintf("%d/%s", b.HostPort, b.Proto) }
+
+// counted is a binding standing for n bindings of a request that share
+// its container port (countTargets) or host port (countHostPorts).
+type counted struct {
+	b Binding
+	n int
+}
+
+// countTargets groups bindings by container port, in first-seen order.
+func countTargets(bs []Binding) []counted {
+	var out []counted
+next:
+	for _, b := range bs {
+		for i := range out {
+			if o := out[i].b; o.ContainerIP == b.ContainerIP && o.Proto == b.Proto && o.ContainerPort == b.ContainerPort {
+				out[i].n++
+				continue next
+			}
+		}
+		out = append(out, counted{b, 1})
+	}
+	return out
+}
+
+// countHostPorts groups the bindings on a specific host address by
+// family, proto and host port, in first-seen order.
+func countHostPorts(bs []Binding) []counted {
+	var out []counted
+next:
+	for _, b := range bs {
+		if b.HostIP.IsUnspecified() {
+			continue
+		}
+		for i := range out {
+			if o := out[i].b; o.Proto == b.Proto && o.HostPort == b.HostPort && o.HostIP.Is4() == b.HostIP.Is4() {
+				out[i].n++
+				continue next
+			}
+		}
+		out = append(out, counted{b, 1})
+	}
+	return out
+}
+
+// elemQueue collects element additions and deletions grouped by set in
+// first-seen order; [elemQueue.queue] sends every deletion before any
+// addition, so that an element deleted and added again (a new count)
+// ends up added.
+type elemQueue struct {
+	dels, adds []elemGroup
+}
+
+type elemGroup struct {
+	set   nft.Set
+	elems []nft.Element
+}
+
+func (q *elemQueue) add(s nft.Set, e nft.Element) { q.adds = appendElem(q.adds, s, e) }
+func (q *elemQueue) del(s nft.Set, e nft.Element) { q.dels = appendElem(q.dels, s, e) }
+
+func appendElem(gs []elemGroup, s nft.Set, e nft.Element) []elemGroup {
+	for i := range gs {
+		if gs[i].set.Name == s.Name && gs[i].set.Family == s.Family {
+			gs[i].elems = append(gs[i].elems, e)
+			return gs
+		}
+	}
+	return append(gs, elemGroup{set: s, elems: []nft.Element{e}})
+}
+
+func (q *elemQueue) queue(tx *nft.Tx) {
+	for _, g := range q.dels {
+		tx.DeleteElements(g.set, g.elems...)
+	}
+	for _, g := range q.adds {
+		tx.AddElements(g.set, g.elems...)
+	}
+}
