@@ -81,8 +81,7 @@ func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 		return err
 	}
 	if ch.NewGateway && np.Target.Is4() {
-		gw := linkWant{gatewayName(np.GwBridge): {RouteLocalnet: true}}
-		if _, err := fw.applyLinks(ctx, gw); err != nil {
+		if err := fw.routeLocalnet(gatewayName(np.GwBridge)); err != nil {
 			return fmt.Errorf("publish ingress %s: %w", np, err)
 		}
 	}

@@ -224,6 +224,45 @@ func onlyLinkFindings(fs []Finding) bool {
 // networkLinks applies what dnft keeps on one network's bridge (after
 // the network was created); d is the daemon's configuration.
 func (fw *Firewall) networkLinks(ctx context.Context, d DaemonConfig, n Network) error {
-	_, err := fw.applyLinks(ctx, linkWant(chains.Links(d, []Network{n}, nil)))
-	return err
+	return fw.bridgeLinks(ctx, n.Bridge, chains.Links(d, []Network{n}, nil)[n.Bridge])
+}
+
+// bridgeLinks applies ws to one bridge, if it exists, and its ports,
+// reading only that bridge and its ports.
+func (fw *Firewall) bridgeLinks(ctx context.Context, name string, ws chains.LinkSettings) error {
+	if ws.IsZero() {
+		return nil
+	}
+	l, ok, err := fw.conn.LinkByName(ctx, name)
+	if err != nil || !ok {
+		return err
+	}
+	var ports []nft.Link
+	if ws.Hairpin && l.Kind == "bridge" {
+		if ports, err = fw.conn.LinkPorts(ctx, l.Index); err != nil {
+			return err
+		}
+	}
+	fixes, err := fw.bridgeFixes(ctx, l, ws, ports)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, f := range fixes {
+		if err := f.apply(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.finding.Object, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// routeLocalnet sets route_localnet=1 on an interface if it exists and
+// has it off (two sysctl accesses: cheap enough for every publication).
+func (fw *Firewall) routeLocalnet(name string) error {
+	key := "net/ipv4/conf/" + name + "/route_localnet"
+	v, ok, err := fw.conn.Sysctl(key)
+	if err != nil || !ok || v == "1" {
+		return err
+	}
+	return fw.conn.SetSysctl(key, "1")
 }

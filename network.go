@@ -21,10 +21,11 @@ func (fw *Firewall) CreateNetwork(ctx context.Context, n NetworkConfig) error {
 	if err := n.Validate(); err != nil {
 		return fmt.Errorf("create network: %w", err)
 	}
-	if err := fw.checkBridgeLink(ctx, n); err != nil {
+	bridge, err := fw.checkBridgeLink(ctx, n)
+	if err != nil {
 		return fmt.Errorf("create network: %w", err)
 	}
-	overlaps, err := fw.subnetOverlaps(ctx, n)
+	overlaps, err := fw.subnetOverlaps(ctx, n, bridge)
 	if err != nil {
 		return fmt.Errorf("create network %s: %w", n.Name, err)
 	}

@@ -154,7 +154,7 @@ func (fw *Firewall) publish(ctx context.Context, network string, resolve portRes
 	if !d.UserlandProxy {
 		// DNAT of 127.0.0.1 to a container needs route_localnet on the
 		// bridge; the bridge may have appeared after the network.
-		if err := fw.networkLinks(ctx, d, n); err != nil {
+		if err := fw.routeLocalnet(n.Bridge); err != nil {
 			return norm, fmt.Errorf("publish on %s: %w", network, err)
 		}
 	}

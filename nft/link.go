@@ -109,6 +109,32 @@ func (c *Conn) Links(ctx context.Context) ([]Link, error) {
 	return out, nil
 }
 
+// LinkPorts lists the links enslaved to the link with index master (a
+// bridge's ports), with one dump the kernel filters.
+func (c *Conn) LinkPorts(ctx context.Context, master int) ([]Link, error) {
+	ae := netlink.NewAttributeEncoder()
+	ae.Uint32(unix.IFLA_MASTER, uint32(master))
+	attrs, err := ae.Encode()
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := c.routeDo(ctx, "list ports", unix.RTM_GETLINK, netlink.Dump, append(ifinfomsg(0), attrs...))
+	if err != nil {
+		return nil, err
+	}
+	var out []Link
+	for _, m := range msgs {
+		l, err := decodeLink(m.Data)
+		if err != nil {
+			return nil, fmt.Errorf("list ports in %s: %w", c.nsPath, err)
+		}
+		if l.Master == master { // kernels that ignore the filter
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
 // LinkByName returns the named link; ok is false when there is none.
 func (c *Conn) LinkByName(ctx context.Context, name string) (l Link, ok bool, err error) {
 	if err := ctx.Err(); err != nil {

@@ -67,6 +67,11 @@ func TestLinks(t *testing.T) {
 	require.Equal(t, "veth", byName["v1"].Kind)
 	require.False(t, byName["v1"].BridgePort)
 
+	ports, err := c.LinkPorts(ctx, br.Index)
+	require.NoError(t, err)
+	require.Len(t, ports, 1)
+	require.Equal(t, "v0", ports[0].Name)
+
 	addrs, err := c.Addrs(ctx)
 	require.NoError(t, err)
 	require.Contains(t, addrs, IfAddr{Index: br.Index, Prefix: netip.MustParsePrefix("10.9.0.1/24")})
