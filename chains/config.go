@@ -7,7 +7,6 @@ package chains
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 
 	"github.com/dnft/dnft/nft"
 )
@@ -94,7 +93,23 @@ func (e *FieldError) Error() string {
 	return fmt.Sprintf("invalid %s %q: %s", e.Field, e.Value, e.Reason)
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+// validName reports whether a network name is 1-64 letters, digits,
+// '_', '.' and '-', starting with a letter or digit (^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$,
+// checked by hand: compiling a regexp at every start of the CLI costs more
+// than the rest of its package initialisation).
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateIfName checks an interface name the way the kernel does.
 func ValidateIfName(field, name string) error {
@@ -114,7 +129,7 @@ func ValidateIfName(field, name string) error {
 
 // Validate checks the configuration on its own (not against other networks).
 func (c NetworkConfig) Validate() error {
-	if !nameRE.MatchString(c.Name) {
+	if !validName(c.Name) {
 		return &FieldError{"name", c.Name, "must be 1-64 characters of letters, digits, '_', '.', '-', starting with a letter or digit"}
 	}
 	if err := ValidateIfName("bridge", c.Bridge); err != nil {

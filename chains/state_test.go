@@ -2,6 +2,7 @@ package chains
 
 import (
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -69,5 +70,20 @@ func TestCheckNew(t *testing.T) {
 			require.Equal(t, tc.field, fe.Field)
 			require.Contains(t, err.Error(), fe.Value)
 		})
+	}
+}
+
+// TestValidName: the hand-written check accepts exactly what
+// ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ accepts.
+func TestValidName(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	cases := []string{"", "a", "A9", "9", "_a", ".a", "-a", "a_b.c-d", "a b", "a/b", "é", "aé", strings.Repeat("a", 64), strings.Repeat("a", 65), "a\x00"}
+	for c := byte(0); c < 128; c++ {
+		cases = append(cases, string([]byte{'a', c}), string([]byte{c}))
+	}
+	for _, s := range cases {
+		if got, want := validName(s), re.MatchString(s); got != want {
+			t.Errorf("validName(%q) = %v, want %v", s, got, want)
+		}
 	}
 }

@@ -195,3 +195,32 @@ func TestStatusOutput(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b.Bytes(), &got))
 	assert.Equal(t, map[string]any{"netns": "/run/netns/x", "initialized": false, "daemon": nil, "networks": 0.0}, got)
 }
+
+// TestCommandTable: the table that newRootCmd builds a single command
+// from names every command by its name and aliases, and a command line
+// finds its command past the root's --netns flag.
+func TestCommandTable(t *testing.T) {
+	for _, c := range commands() {
+		cmd := c.build(&app{})
+		assert.Equal(t, append([]string{cmd.Name()}, cmd.Aliases...), c.names)
+		root := newRootCmd(&app{}, c.names[len(c.names)-1])
+		require.Len(t, root.Commands(), 1, c.names)
+	}
+	assert.Len(t, newRootCmd(&app{}, "").Commands(), len(commands()))
+	assert.Len(t, newRootCmd(&app{}, "prot").Commands(), len(commands()), "a typo gets suggestions from every command")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"port", "ls"}, "port"},
+		{[]string{"--netns", "x", "port", "ls"}, "port"},
+		{[]string{"--netns=x", "network", "ls"}, "network"},
+		{[]string{"--help"}, ""},
+		{[]string{"--version"}, ""},
+		{[]string{"--netns", "x", "--bogus", "port"}, ""},
+		{[]string{"help", "port"}, "help"},
+	} {
+		assert.Equal(t, tc.want, commandName(tc.args), "%q", tc.args)
+	}
+}

@@ -139,7 +139,7 @@ func TestDemoInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out lockedBuffer
-	root := newRootCmd(&app{})
+	root := newRootCmd(&app{}, "")
 	root.SetArgs([]string{"demo"})
 	root.SetOut(&out)
 	root.SetErr(&out)

@@ -48,7 +48,7 @@ func TestSystemVariant(t *testing.T) {
 // that the iptables exit code is read from the returned error).
 func execView(args ...string) (code int, stdout, stderr string) {
 	var o, e bytes.Buffer
-	root := newRootCmd(&app{})
+	root := newRootCmd(&app{}, "")
 	root.SetArgs(args)
 	root.SetOut(&o)
 	root.SetErr(&e)

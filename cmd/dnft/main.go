@@ -48,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if args == nil {
 		args = []string{} // nil would make cobra fall back to os.Args
 	}
-	root := newRootCmd(&app{})
+	root := newRootCmd(&app{}, commandName(args))
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

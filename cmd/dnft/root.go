@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,7 +21,65 @@ type app struct {
 	netns string
 }
 
-func newRootCmd(a *app) *cobra.Command {
+// command is one of dnft's top-level commands, by the names and aliases
+// that run it.
+type command struct {
+	names []string
+	build func(*app) *cobra.Command
+}
+
+// commands lists dnft's top-level commands in the order help shows them.
+func commands() []command {
+	return []command{
+		{[]string{"init"}, newInitCmd},
+		{[]string{"network"}, newNetworkCmd},
+		{[]string{"status"}, newStatusCmd},
+		{[]string{"reset"}, newResetCmd},
+		{[]string{"version"}, func(*app) *cobra.Command { return newVersionCmd() }},
+		{[]string{"demo"}, newDemoCmd},
+		{[]string{"port"}, newPortCmd},
+		{[]string{"ingress"}, newIngressCmd},
+		{[]string{"iptables"}, newIPTablesCmd},
+		{[]string{"ip6tables"}, newIP6TablesCmd},
+		{[]string{"iptables-save"}, newIPTablesSaveCmd},
+		{[]string{"ip6tables-save"}, newIP6TablesSaveCmd},
+		{[]string{"list", "ls"}, newListCmd},
+		{[]string{"save"}, newStateSaveCmd},
+		{[]string{"restore"}, newRestoreCmd},
+		{[]string{"apply"}, newApplyCmd},
+		{[]string{"check"}, newCheckCmd},
+		{[]string{"repair"}, newRepairCmd},
+		{[]string{"watch"}, newWatchCmd},
+		{[]string{"docker"}, newDockerCmd},
+	}
+}
+
+// commandName returns the command that args run: the first argument that
+// is not the root's --netns flag or its value. It returns "" when a flag
+// comes first (--help, --version, a bad flag) or there is no argument:
+// then the whole command tree is needed.
+func commandName(args []string) string {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--netns":
+			i++
+		case strings.HasPrefix(a, "--netns="):
+		case strings.HasPrefix(a, "-"):
+			return ""
+		default:
+			return a
+		}
+	}
+	return ""
+}
+
+// newRootCmd builds the root command with the top-level command named
+// only, or, when only names none of them (the help, a typo that deserves
+// suggestions, no command at all), with all of them. A command line runs
+// one command, and building the others' flags, help texts and
+// subcommands would be most of the work a quick command does before its
+// first system call.
+func newRootCmd(a *app, only string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "dnft",
 		Short: "nftables-native firewall backend with Docker's iptables semantics",
@@ -29,7 +88,6 @@ DOCKER-USER, DOCKER-ISOLATION, published ports) as its own nftables tables,
 one atomic batch per operation. All state lives in the kernel.
 
 Exit status: 0 success, 1 failure, 2 bad input (nothing was changed).`,
-		Version:       versionString(),
 		Args:          cobra.ArbitraryArgs,
 		RunE:          groupRunE,
 		SilenceErrors: true, // run prints errors once
@@ -49,28 +107,16 @@ Exit status: 0 success, 1 failure, 2 bad input (nothing was changed).`,
 	})
 	root.PersistentFlags().StringVar(&a.netns, "netns", "",
 		"network namespace: a name under /run/netns or a path (default: the current one)")
-	root.AddCommand(
-		newInitCmd(a),
-		newNetworkCmd(a),
-		newStatusCmd(a),
-		newResetCmd(a),
-		newVersionCmd(),
-		newDemoCmd(a),
-		newPortCmd(a),
-		newIngressCmd(a),
-		newIPTablesCmd(a),
-		newIP6TablesCmd(a),
-		newIPTablesSaveCmd(a),
-		newIP6TablesSaveCmd(a),
-		newListCmd(a),
-		newStateSaveCmd(a),
-		newRestoreCmd(a),
-		newApplyCmd(a),
-		newCheckCmd(a),
-		newRepairCmd(a),
-		newWatchCmd(a),
-		newDockerCmd(a),
-	)
+	for _, c := range commands() {
+		if slices.Contains(c.names, only) {
+			root.AddCommand(c.build(a))
+			return root
+		}
+	}
+	root.Version = versionString() // --version is a root flag: only here
+	for _, c := range commands() {
+		root.AddCommand(c.build(a))
+	}
 	return root
 }
 

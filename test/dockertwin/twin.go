@@ -127,12 +127,13 @@ func WaitAnswer(ctx context.Context, from *harness.NS, proto string, to netip.Ad
 	}
 }
 
-// BuildDnft builds the dnft command into dir and returns its path.
+// BuildDnft builds the dnft command into dir, with dnft-docker next to
+// it (which `dnft docker` runs), and returns dnft's path.
 func BuildDnft(ctx context.Context, dir string) (string, error) {
 	_, self, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(self), "..", "..")
 	bin := filepath.Join(dir, "dnft")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/dnft")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/dnft", "./cmd/dnft-docker")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build dnft: %w: %s", err, out)
