@@ -260,15 +260,17 @@ func (fw *Firewall) index(ctx context.Context) (*portmap.Index, error) {
 	return fw.v.idx, nil
 }
 
-// bindings returns the published bindings a port operation checks
-// against: the view's index when it has one; for the first port operation
-// of this Firewall, the kernel itself, asked element by element (see
-// [portmap.KernelBindings]), so that a process that runs one operation
-// never lists the bindings; from the second operation on, the index, read
-// once and then kept up to date by the Firewall's own commits, which
-// answers from memory.
-func (fw *Firewall) bindings(ctx context.Context) (portmap.Bindings, error) {
-	if fw.v.idx == nil && fw.portOps == 0 {
+// bindings returns the published bindings a port operation on about size
+// bindings checks against: the view's index when it has one; for the
+// first port operation of this Firewall, when it is small, the kernel
+// itself, asked element by element (see [portmap.KernelBindings]), so
+// that a process that runs one operation never lists the bindings; from
+// the second operation on, or for many bindings at once, the index, read
+// once (one listing costs less than a few requests per binding) and then
+// kept up to date by the Firewall's own commits, which answers from
+// memory.
+func (fw *Firewall) bindings(ctx context.Context, size int) (portmap.Bindings, error) {
+	if fw.v.idx == nil && fw.portOps == 0 && size <= kernelBindingsMax {
 		return portmap.KernelBindings(fw.conn, fw.v.d), nil
 	}
 	x, err := fw.index(ctx)
@@ -277,6 +279,10 @@ func (fw *Firewall) bindings(ctx context.Context) (portmap.Bindings, error) {
 	}
 	return x.Bindings(), nil
 }
+
+// kernelBindingsMax is the largest operation that [Firewall.bindings]
+// checks against the kernel element by element.
+const kernelBindingsMax = 64
 
 // commit applies tx, which was computed from fw.v, in one batch that
 // carries fw.v's generation: the kernel commits it only if the ruleset is

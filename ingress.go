@@ -93,7 +93,7 @@ func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 // kernel's elements (see [Firewall.bindings]), answer without listing
 // the bindings.
 func (fw *Firewall) checkIngressPort(ctx context.Context, d DaemonConfig, np ingress.Port) error {
-	x, err := fw.bindings(ctx)
+	x, err := fw.bindings(ctx, 1)
 	if err != nil {
 		return fmt.Errorf("publish ingress %s: %w", np, err)
 	}

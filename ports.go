@@ -58,7 +58,7 @@ func ParsePortSpec(s string) (PortSpec, error) { return portmap.ParseSpec(s) }
 // Its cost does not grow with the number of published ports: the bindings
 // are checked against the Firewall's index (see [Firewall]).
 func (fw *Firewall) Publish(ctx context.Context, network string, bs []Binding) error {
-	_, err := fw.publish(ctx, network, func(context.Context, chains.DaemonConfig, chains.Network, portmap.Bindings) ([]Binding, error) {
+	_, err := fw.publish(ctx, network, len(bs), func(context.Context, chains.DaemonConfig, chains.Network, portmap.Bindings) ([]Binding, error) {
 		return bs, nil
 	})
 	return err
@@ -74,7 +74,7 @@ func (fw *Firewall) Publish(ctx context.Context, network string, bs []Binding) e
 // The bindings are for c's address family only: to publish a dual-stack
 // container on both families, call it once per address.
 func (fw *Firewall) PublishSpecs(ctx context.Context, network string, c netip.Addr, specs []PortSpec) ([]Binding, error) {
-	return fw.publish(ctx, network, func(ctx context.Context, d chains.DaemonConfig, n chains.Network, x portmap.Bindings) ([]Binding, error) {
+	return fw.publish(ctx, network, specCount(specs), func(ctx context.Context, d chains.DaemonConfig, n chains.Network, x portmap.Bindings) ([]Binding, error) {
 		// Allocation skips host ports that an ingress port holds.
 		var herr error
 		held := func(proto portmap.Proto, port uint16) bool {
@@ -97,7 +97,7 @@ func (fw *Firewall) PublishSpecs(ctx context.Context, network string, c netip.Ad
 
 // publish is Publish and PublishSpecs: resolve turns the request into
 // bindings against the current state.
-func (fw *Firewall) publish(ctx context.Context, network string, resolve portResolver) ([]Binding, error) {
+func (fw *Firewall) publish(ctx context.Context, network string, size int, resolve portResolver) ([]Binding, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
 	defer func() { fw.portOps++ }()
@@ -116,7 +116,7 @@ func (fw *Firewall) publish(ctx context.Context, network string, resolve portRes
 			x   portmap.Bindings
 			err error
 		)
-		d, n, x, err = fw.portState(ctx, network)
+		d, n, x, err = fw.portState(ctx, network, size)
 		if err != nil {
 			return err
 		}
@@ -168,7 +168,7 @@ func (fw *Firewall) publish(ctx context.Context, network string, resolve portRes
 // is not. Conntrack entries are cleaned up as after Publish, so that a
 // UDP flow stops reaching the container.
 func (fw *Firewall) Unpublish(ctx context.Context, network string, bs []Binding) error {
-	_, err := fw.unpublish(ctx, network, func(context.Context, chains.DaemonConfig, chains.Network, portmap.Bindings) ([]Binding, error) {
+	_, err := fw.unpublish(ctx, network, len(bs), func(context.Context, chains.DaemonConfig, chains.Network, portmap.Bindings) ([]Binding, error) {
 		return bs, nil
 	})
 	return err
@@ -183,7 +183,7 @@ func (fw *Firewall) Unpublish(ctx context.Context, network string, bs []Binding)
 // of that port whose host port is in the range (see
 // [portmap.Index.ResolveUnpublish]).
 func (fw *Firewall) UnpublishSpecs(ctx context.Context, network string, c netip.Addr, specs []PortSpec) ([]Binding, error) {
-	return fw.unpublish(ctx, network, func(ctx context.Context, d chains.DaemonConfig, n chains.Network, x portmap.Bindings) ([]Binding, error) {
+	return fw.unpublish(ctx, network, specCount(specs), func(ctx context.Context, d chains.DaemonConfig, n chains.Network, x portmap.Bindings) ([]Binding, error) {
 		return x.ResolveUnpublish(ctx, d, n, c, specs)
 	})
 }
@@ -192,7 +192,7 @@ func (fw *Firewall) UnpublishSpecs(ctx context.Context, network string, c netip.
 // the current state.
 type portResolver func(context.Context, chains.DaemonConfig, chains.Network, portmap.Bindings) ([]Binding, error)
 
-func (fw *Firewall) unpublish(ctx context.Context, network string, resolve portResolver) ([]Binding, error) {
+func (fw *Firewall) unpublish(ctx context.Context, network string, size int, resolve portResolver) ([]Binding, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
 	defer func() { fw.portOps++ }()
@@ -203,7 +203,7 @@ func (fw *Firewall) unpublish(ctx context.Context, network string, resolve portR
 	defer unlock()
 	var norm []Binding
 	err = fw.retry(func() error {
-		d, n, x, err := fw.portState(ctx, network)
+		d, n, x, err := fw.portState(ctx, network, size)
 		if err != nil {
 			return err
 		}
@@ -246,18 +246,31 @@ func (fw *Firewall) Ports(ctx context.Context) ([]Published, error) {
 }
 
 // portState returns the daemon configuration, the named network and the
-// published bindings (see [Firewall.bindings]) for a port operation.
-func (fw *Firewall) portState(ctx context.Context, network string) (chains.DaemonConfig, chains.Network, portmap.Bindings, error) {
-	d, nets, err := fw.state(ctx)
-	if err != nil {
-		return d, chains.Network{}, portmap.Bindings{}, err
+// published bindings (see [Firewall.bindings]) for a port operation on
+// about size bindings.
+func (fw *Firewall) portState(ctx context.Context, network string, size int) (chains.DaemonConfig, chains.Network, portmap.Bindings, error) {
+	if err := fw.fresh(ctx); err != nil {
+		return chains.DaemonConfig{}, chains.Network{}, portmap.Bindings{}, err
 	}
-	n, ok := chains.Find(nets, network)
+	d := fw.v.d
+	if !fw.v.initialized {
+		return d, chains.Network{}, portmap.Bindings{}, ErrNotInitialized
+	}
+	n, ok := chains.Find(fw.v.nets, network)
 	if !ok {
 		return d, n, portmap.Bindings{}, &FieldError{Field: "network", Value: network, Reason: "no such network"}
 	}
-	x, err := fw.bindings(ctx)
+	x, err := fw.bindings(ctx, size)
 	return d, n, x, err
+}
+
+// specCount is how many bindings specs name at most.
+func specCount(specs []PortSpec) int {
+	n := 0
+	for _, sp := range specs {
+		n += sp.ContainerPorts.Len()
+	}
+	return n
 }
 
 // layoutErr explains a batch refused for a missing set: tables that an

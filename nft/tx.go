@@ -52,7 +52,12 @@ type op struct {
 // Len returns the number of queued changes.
 func (tx *Tx) Len() int { return len(tx.ops) }
 
-func (tx *Tx) add(o op) { tx.ops = append(tx.ops, o) }
+func (tx *Tx) add(o op) {
+	if tx.ops == nil {
+		tx.ops = make([]op, 0, 8) // a publication has up to 8 changes
+	}
+	tx.ops = append(tx.ops, o)
+}
 
 // AddTable creates dnft's table of the family if it does not exist.
 func (tx *Tx) AddTable(f Family) { tx.add(op{kind: opAddTable, fam: f}) }

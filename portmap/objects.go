@@ -188,40 +188,54 @@ type elem struct {
 }
 
 // elements lists every element that one binding owns, in the order they
-// are added. b must be normalised ([Normalize]): a valid HostIP, the
-// unspecified address meaning all addresses. Only the DNAT map element
-// carries the binding's sequence number; the others carry the network
-// name only, so that two bindings that share one (the same container port
-// published twice shares the filter accept and the hairpin masquerade)
-// describe it identically.
+// are added: its own (see [ownElements]) and its container port's,
+// shared with the other bindings that forward to it (see
+// [sharedElements]).
 func elements(d chains.DaemonConfig, n chains.Network, b Binding, seq int64) []elem {
+	return sharedElements(n, b, ownElements(d, n, b, seq, nil))
+}
+
+// ownElements appends the elements that belong to binding b alone to
+// out: its DNAT map element, its skip element (userland proxy on) and its
+// loopback drop (a loopback host address in protected mode). b must be
+// normalised ([Normalize]): a valid HostIP, the unspecified address
+// meaning all addresses. Only the DNAT map element carries the binding's
+// sequence number.
+func ownElements(d chains.DaemonConfig, n chains.Network, b Binding, seq int64, out []elem) []elem {
 	f := family(b.ContainerIP)
 	p := b.Proto.Number()
-	h, c := b.HostIP, b.ContainerIP
-	hp, cp := b.HostPort, b.ContainerPort
+	h, hp := b.HostIP, b.HostPort
+	target := netip.AddrPortFrom(b.ContainerIP, b.ContainerPort)
 	owner := record(n.Name, 0, false)
-	target := netip.AddrPortFrom(c, cp)
-	var out []elem
-	add := func(s nft.Set, e nft.Element) { out = append(out, elem{s, e, false}) }
-	addShared := func(s nft.Set, e nft.Element) { out = append(out, elem{s, e, true}) }
-
 	if h.IsUnspecified() {
-		add(DNATAnyMap(f), nft.Element{Key: []nft.Value{nft.Proto(p), nft.Port(hp)}, Target: target, Comment: record(n.Name, seq, true)})
+		out = append(out, elem{DNATAnyMap(f), nft.Element{Key: []nft.Value{nft.Proto(p), nft.Port(hp)}, Target: target, Comment: record(n.Name, seq, true)}, false})
 		if d.UserlandProxy {
-			add(skipAnySet(f), nft.Element{Key: []nft.Value{nft.Ifname(n.Bridge), nft.Proto(p), nft.Port(hp)}, Comment: owner})
+			out = append(out, elem{skipAnySet(f), nft.Element{Key: []nft.Value{nft.Ifname(n.Bridge), nft.Proto(p), nft.Port(hp)}, Comment: owner}, false})
 		}
-	} else {
-		add(DNATHostMap(f), nft.Element{Key: []nft.Value{nft.Addr(h), nft.Proto(p), nft.Port(hp)}, Target: target, Comment: record(n.Name, seq, true)})
-		if d.UserlandProxy {
-			add(skipHostSet(f), nft.Element{Key: []nft.Value{nft.Ifname(n.Bridge), nft.Addr(h), nft.Proto(p), nft.Port(hp)}, Comment: owner})
-		}
+		return out
 	}
-	addShared(chains.PublishedSet(f), nft.Element{Key: []nft.Value{nft.Addr(c), nft.Proto(p), nft.Port(cp)}, Comment: owner})
-	addShared(hairpinSet(f), nft.Element{Key: []nft.Value{nft.Addr(c), nft.Addr(c), nft.Proto(p), nft.Port(cp)}, Comment: owner})
-	if !h.IsUnspecified() && isLoopback(h) && !d.AllowDirectRouting {
-		add(loopbackSet(f), nft.Element{Key: []nft.Value{nft.Addr(h), nft.Proto(p), nft.Port(hp)}, Comment: owner})
+	out = append(out, elem{DNATHostMap(f), nft.Element{Key: []nft.Value{nft.Addr(h), nft.Proto(p), nft.Port(hp)}, Target: target, Comment: record(n.Name, seq, true)}, false})
+	if d.UserlandProxy {
+		out = append(out, elem{skipHostSet(f), nft.Element{Key: []nft.Value{nft.Ifname(n.Bridge), nft.Addr(h), nft.Proto(p), nft.Port(hp)}, Comment: owner}, false})
+	}
+	if isLoopback(h) && !d.AllowDirectRouting {
+		out = append(out, elem{loopbackSet(f), nft.Element{Key: []nft.Value{nft.Addr(h), nft.Proto(p), nft.Port(hp)}, Comment: owner}, false})
 	}
 	return out
+}
+
+// sharedElements appends the elements of b's container port to out: the
+// filter accept and the hairpin masquerade. They carry the network name
+// only, so that every binding that shares them describes them
+// identically.
+func sharedElements(n chains.Network, b Binding, out []elem) []elem {
+	f := family(b.ContainerIP)
+	p := b.Proto.Number()
+	c, cp := b.ContainerIP, b.ContainerPort
+	owner := record(n.Name, 0, false)
+	return append(out,
+		elem{chains.PublishedSet(f), nft.Element{Key: []nft.Value{nft.Addr(c), nft.Proto(p), nft.Port(cp)}, Comment: owner}, true},
+		elem{hairpinSet(f), nft.Element{Key: []nft.Value{nft.Addr(c), nft.Addr(c), nft.Proto(p), nft.Port(cp)}, Comment: owner}, true})
 }
 
 // recordVersion prefixes every record dnft keeps in an element comment

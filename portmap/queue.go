@@ -45,12 +45,13 @@ func (x *Index) Unpublish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, b
 // queuePublish queues the publication of bs (see [Publish]); src tells
 // how many bindings already share each container port and host port.
 func queuePublish(ctx context.Context, src source, tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, seq int64) error {
-	var q elemQueue
+	var (
+		q   elemQueue
+		buf [3]elem
+	)
 	for i, b := range bs {
-		for _, e := range elements(d, n, b, seq+int64(i)) {
-			if !e.shared {
-				q.add(e.set, e.e)
-			}
+		for _, e := range ownElements(d, n, b, seq+int64(i), buf[:0]) {
+			q.add(e.set, e.e)
 		}
 	}
 	for _, t := range countTargets(bs) {
@@ -60,10 +61,8 @@ func queuePublish(ctx context.Context, src source, tx *nft.Tx, d chains.DaemonCo
 		}
 		f := family(t.b.ContainerIP)
 		if k == 0 {
-			for _, e := range elements(d, n, t.b, 0) {
-				if e.shared {
-					q.add(e.set, e.e)
-				}
+			for _, e := range sharedElements(n, t.b, buf[:0]) {
+				q.add(e.set, e.e)
 			}
 		} else {
 			q.del(TargetsSet(f), targetElem(n.Name, t.b, 0))
@@ -87,12 +86,13 @@ func queuePublish(ctx context.Context, src source, tx *nft.Tx, d chains.DaemonCo
 
 // queueUnpublish queues the removal of bs (see [Unpublish]).
 func queueUnpublish(ctx context.Context, src source, tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding) error {
-	var q elemQueue
+	var (
+		q   elemQueue
+		buf [3]elem
+	)
 	for _, b := range bs {
-		for _, e := range elements(d, n, b, 0) {
-			if !e.shared {
-				q.del(e.set, e.e)
-			}
+		for _, e := range ownElements(d, n, b, 0, buf[:0]) {
+			q.del(e.set, e.e)
 		}
 	}
 	for _, t := range countTargets(bs) {
@@ -105,10 +105,8 @@ func queueUnpublish(ctx context.Context, src source, tx *nft.Tx, d chains.Daemon
 		case k < t.n:
 			return fmt.Errorf("set %s counts %d binding(s) of %s, fewer than the %d to unpublish: %w", SetTargets, k, t.b, t.n, errCounts)
 		case k == t.n:
-			for _, e := range elements(d, n, t.b, 0) {
-				if e.shared {
-					q.del(e.set, e.e)
-				}
+			for _, e := range sharedElements(n, t.b, buf[:0]) {
+				q.del(e.set, e.e)
 			}
 			q.del(TargetsSet(f), targetElem(n.Name, t.b, 0))
 		default:
@@ -190,6 +188,8 @@ next:
 // ends up added.
 type elemQueue struct {
 	dels, adds []elemGroup
+	// space backs dels and adds for a publication of one binding.
+	space [8]elemGroup
 }
 
 type elemGroup struct {
@@ -197,8 +197,19 @@ type elemGroup struct {
 	elems []nft.Element
 }
 
-func (q *elemQueue) add(s nft.Set, e nft.Element) { q.adds = appendElem(q.adds, s, e) }
-func (q *elemQueue) del(s nft.Set, e nft.Element) { q.dels = appendElem(q.dels, s, e) }
+func (q *elemQueue) add(s nft.Set, e nft.Element) {
+	if q.adds == nil {
+		q.adds = q.space[4:4]
+	}
+	q.adds = appendElem(q.adds, s, e)
+}
+
+func (q *elemQueue) del(s nft.Set, e nft.Element) {
+	if q.dels == nil {
+		q.dels = q.space[:0:4]
+	}
+	q.dels = appendElem(q.dels, s, e)
+}
 
 func appendElem(gs []elemGroup, s nft.Set, e nft.Element) []elemGroup {
 	for i := range gs {

@@ -76,13 +76,30 @@ func resolve(ctx context.Context, src source, d chains.DaemonConfig, n chains.Ne
 			slots = append(slots, slot{spec: i, b: nb, alloc: alloc})
 		}
 	}
-	// Then allocations, in order.
+	// Then allocations, in order. Each one of a host address and range
+	// starts the search after the previous one's port: every port below it
+	// was taken, by the state or by this request. So a request for many
+	// ports costs as much as one pass over the range.
+	type class struct {
+		h     hostKey
+		alloc PortRange
+	}
+	from := map[class]uint16{}
 	for j := range slots {
 		s := &slots[j]
 		if s.alloc.IsZero() {
 			continue
 		}
-		p, ok, err := src.freePort(ctx, s.b, s.alloc, req, reserved)
+		k := class{hostKey{s.b.Proto, s.b.HostIP}, s.alloc}
+		r := s.alloc
+		if f, ok := from[k]; ok {
+			r.Start = f
+		}
+		p, ok := uint16(0), r.Start != 0 && r.Start <= r.End
+		var err error
+		if ok {
+			p, ok, err = src.freePort(ctx, s.b, r, req, reserved)
+		}
 		if err != nil {
 			return nil, wrap(s.spec, err)
 		}
@@ -95,6 +112,7 @@ func resolve(ctx context.Context, src source, d chains.DaemonConfig, n chains.Ne
 				Reason: fmt.Sprintf("no free %s host port %s on %s", s.b.Proto, what, s.b.HostIP)})
 		}
 		s.b.HostPort = p
+		from[k] = p + 1 // 0 after 65535: nothing left
 		req.add(s.b, j)
 	}
 	out := make([]Binding, len(slots))
@@ -109,17 +127,9 @@ func resolve(ctx context.Context, src source, d chains.DaemonConfig, n chains.Ne
 // and that reserved does not hold. Ports that bindings of the index claim
 // are skipped 64 at a time.
 func (x *Index) lowestFree(b Binding, r PortRange, req claims, reserved Reserved) (uint16, bool) {
-	var sets []*portBits
-	if b.HostIP.IsUnspecified() {
-		// On all addresses, any claimed port of the family is taken.
-		sets = append(sets, x.taken[claimKey{proto: b.Proto, v6: !b.HostIP.Is4()}])
-	} else {
-		// On one address, ports claimed on all addresses or on the same one.
-		all := netip.IPv4Unspecified()
-		if !b.HostIP.Is4() {
-			all = netip.IPv6Unspecified()
-		}
-		sets = append(sets, x.hosts[hostKey{b.Proto, all}], x.hosts[hostKey{b.Proto, b.HostIP}])
+	sets := x.takenSets(b, nil)
+	if req.x != nil {
+		sets = req.x.takenSets(b, sets)
 	}
 	for p := int(r.Start); p <= int(r.End); p++ {
 		next, ok := nextClear(uint16(p), sets...)
@@ -140,6 +150,20 @@ func (x *Index) lowestFree(b Binding, r PortRange, req claims, reserved Reserved
 		return next, true
 	}
 	return 0, false
+}
+
+// takenSets appends the port sets that mark the ports b's host address
+// cannot have: on all addresses, every claimed port of the family; on
+// one address, the ports claimed on all addresses or on the same one.
+func (x *Index) takenSets(b Binding, sets []*portBits) []*portBits {
+	if b.HostIP.IsUnspecified() {
+		return append(sets, x.taken[claimKey{proto: b.Proto, v6: !b.HostIP.Is4()}])
+	}
+	all := netip.IPv4Unspecified()
+	if !b.HostIP.Is4() {
+		all = netip.IPv6Unspecified()
+	}
+	return append(sets, x.hosts[hostKey{b.Proto, all}], x.hosts[hostKey{b.Proto, b.HostIP}])
 }
 
 // ResolveUnpublish selects the published bindings of container address c

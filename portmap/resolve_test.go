@@ -298,3 +298,41 @@ func TestIndexRandom(t *testing.T) {
 		require.Equal(t, wantPort, port, "lowest free port for %s", probe)
 	}
 }
+
+// TestResolveMany: thousands of allocations in one request take
+// consecutive free ports, skipping the taken ones, and a request for more
+// ports than the range holds is refused naming the spec (the search for
+// each port starts after the previous one's: see BenchmarkResolveMany).
+func TestResolveMany(t *testing.T) {
+	x := NewIndex(published(100, EphemeralPorts.Start+10)) // 32778-32877 taken
+	got, err := x.Resolve(d4, netA, ip("172.18.0.2"), specs(t, "1-4000"), nil)
+	require.NoError(t, err)
+	require.Len(t, got, 4000)
+	want := EphemeralPorts.Start
+	for i, b := range got {
+		if want == EphemeralPorts.Start+10 {
+			want += 100
+		}
+		require.Equal(t, want, b.HostPort, "binding %d", i)
+		require.Equal(t, uint16(1+i), b.ContainerPort)
+		want++
+	}
+	_, err = x.Resolve(d4, netA, ip("172.18.0.2"), specs(t, "1-65535"), nil)
+	require.ErrorContains(t, err, "no free tcp host port in the ephemeral range 32768-60999")
+	require.ErrorContains(t, err, "-p 1-65535")
+}
+
+// BenchmarkResolveMany: one request for thousands of ports (each search
+// starts where the previous one ended), and one for more ports than the
+// ephemeral range has.
+func BenchmarkResolveMany(b *testing.B) {
+	x := NewIndex(published(10000, EphemeralPorts.Start))
+	for _, s := range []string{"1-4000", "1-65535"} {
+		sp := specs(b, s)
+		b.Run(s, func(b *testing.B) {
+			for range b.N {
+				_, _ = x.Resolve(d4, netA, ip("172.18.0.2"), sp, nil)
+			}
+		})
+	}
+}

@@ -150,26 +150,24 @@ func checkFree(ctx context.Context, src source, n chains.Network, nb Binding, re
 }
 
 // claims are the host ports claimed by the bindings of one request, with
-// each binding's position in it.
-type claims map[claimKey][]claimed
+// each binding's position in it: an index of its own (position as
+// sequence number), so that allocations skip them 64 at a time too. The
+// zero value holds none.
+type claims struct{ x *Index }
 
-type claimed struct {
-	b Binding
-	i int
-}
-
-func (c claims) add(b Binding, i int) {
-	k := claimOf(b)
-	c[k] = append(c[k], claimed{b, i})
+func (c *claims) add(b Binding, i int) {
+	if c.x == nil {
+		c.x = NewIndex(nil)
+	}
+	c.x.add(Published{Binding: b, Seq: int64(i)})
 }
 
 func (c claims) clashWith(b Binding) (int, Binding, bool) {
-	for _, o := range c[claimOf(b)] {
-		if clash(b, o.b) {
-			return o.i, o.b, true
-		}
+	if c.x == nil {
+		return 0, Binding{}, false
 	}
-	return 0, Binding{}, false
+	p, ok := c.x.clashWith(b)
+	return int(p.Seq), p.Binding, ok
 }
 
 // CheckUnpublish validates bindings to unpublish from network n and returns
