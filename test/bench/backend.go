@@ -30,8 +30,9 @@ type Backend interface {
 	Close() error
 }
 
-// BackendNames lists every backend, dnft first.
-var BackendNames = []string{"dnft", "iptables-nft+C", "iptables-legacy+C", "restore-nft", "restore-legacy", "nft-rules"}
+// BackendNames lists every backend, dnft (the library) and the dnft
+// command first.
+var BackendNames = []string{"dnft", CLIName, "iptables-nft+C", "iptables-legacy+C", "restore-nft", "restore-legacy", "nft-rules"}
 
 // NewBackend returns the named backend bound to ns. The namespace must be
 // empty apart from lo; NewBackend sets ip_forward=1 there.
@@ -42,8 +43,14 @@ func NewBackend(ctx context.Context, name string, ns *harness.NS) (Backend, erro
 	switch name {
 	case "dnft":
 		return newDNFT(ctx, ns)
+	case CLIName:
+		return newCLI(ctx, ns)
 	case "iptables-nft+C":
 		return &iptablesBackend{ns: ns, variant: "nft", exec: true}, nil
+	case "iptables-nft+C " + stagesSuffix:
+		return &iptablesBackend{ns: ns, variant: "nft", exec: true, stages: true}, nil
+	case "iptables-legacy+C " + stagesSuffix:
+		return &iptablesBackend{ns: ns, variant: "legacy", exec: true, stages: true}, nil
 	case "iptables-legacy+C":
 		return &iptablesBackend{ns: ns, variant: "legacy", exec: true}, nil
 	case "restore-nft":
@@ -55,6 +62,12 @@ func NewBackend(ctx context.Context, name string, ns *harness.NS) (Backend, erro
 	}
 	return nil, fmt.Errorf("bench: unknown backend %q", name)
 }
+
+// NetworkBackendNames are the backends of the network-creation workload:
+// every backend, and the exec-per-rule paths with Docker's real STAGE-1/2
+// isolation layout besides the contract's pairwise one.
+var NetworkBackendNames = append(BackendNames[:len(BackendNames):len(BackendNames)],
+	"iptables-nft+C "+stagesSuffix, "iptables-legacy+C "+stagesSuffix)
 
 // prefillBatch is how many bindings a bulk publication carries.
 const prefillBatch = 1000

@@ -18,6 +18,10 @@ type iptablesBackend struct {
 	ns      *harness.NS
 	variant string
 	exec    bool
+	// stages isolates networks as Docker 20.10-28 really does, with
+	// DOCKER-ISOLATION-STAGE-1 and -STAGE-2 (two rules per network)
+	// instead of the contract's pairwise DOCKER-ISOLATION rules.
+	stages bool
 	// done and total count the execs of the current exec operation.
 	done, total int
 }
@@ -31,29 +35,45 @@ func (p *iptablesBackend) Progress() string {
 }
 
 func (p *iptablesBackend) Name() string {
+	name := "restore-" + p.variant
 	if p.exec {
-		return "iptables-" + p.variant + "+C"
+		name = "iptables-" + p.variant + "+C"
 	}
-	return "restore-" + p.variant
+	if p.stages {
+		name += " " + stagesSuffix
+	}
+	return name
 }
 
 func (p *iptablesBackend) Init(ctx context.Context) error {
-	if !p.exec {
-		return p.restore(ctx, initScript(InitRules()))
+	chains, rules := initChains, InitRules()
+	if p.stages {
+		chains, rules = stageChains, StageInitRules()
 	}
-	for _, c := range initChains {
+	if !p.exec {
+		return p.restore(ctx, initScript(chains, rules))
+	}
+	for _, c := range chains {
 		if err := p.iptables(ctx, "-t", c.Table, "-N", c.Name); err != nil {
 			return err
 		}
 	}
-	return p.program(ctx, InitRules(), false)
+	return p.program(ctx, rules, false)
+}
+
+// networkRules are the rules that creating network k adds in p's layout.
+func (p *iptablesBackend) networkRules(k int) []Rule {
+	if p.stages {
+		return StageNetworkRules(k)
+	}
+	return NetworkRules(k)
 }
 
 func (p *iptablesBackend) CreateNetwork(ctx context.Context, k int) error {
 	if !p.exec {
-		return p.restore(ctx, restoreScript(NetworkRules(k), false))
+		return p.restore(ctx, restoreScript(p.networkRules(k), false))
 	}
-	return p.program(ctx, NetworkRules(k), false)
+	return p.program(ctx, p.networkRules(k), false)
 }
 
 func (p *iptablesBackend) Publish(ctx context.Context, bs []portmap.Binding) error {
@@ -73,7 +93,7 @@ func (p *iptablesBackend) Unpublish(ctx context.Context, bs []portmap.Binding) e
 func (p *iptablesBackend) PrefillNetworks(ctx context.Context, from, to int) error {
 	var rs []Rule
 	for k := from; k < to; k++ {
-		rs = append(rs, NetworkRules(k)...)
+		rs = append(rs, p.networkRules(k)...)
 	}
 	return p.restore(ctx, restoreScript(rs, false))
 }
@@ -156,9 +176,9 @@ var restoreTables = []string{"raw", "nat", "filter"}
 // initScript is the restore script of init: the chain declarations (safe
 // only here: with --noflush, declaring an existing chain flushes it) and
 // the rules.
-func initScript(rs []Rule) string {
+func initScript(chains []Chain, rs []Rule) string {
 	decl := map[string][]string{}
-	for _, c := range initChains {
+	for _, c := range chains {
 		decl[c.Table] = append(decl[c.Table], ":"+c.Name+" - [0:0]")
 	}
 	return script(rs, false, decl)

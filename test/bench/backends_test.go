@@ -16,7 +16,7 @@ import (
 // unpublished one at a time and in a batch.
 func TestBackends(t *testing.T) {
 	harness.RequireRoot(t)
-	for _, name := range BackendNames {
+	for _, name := range NetworkBackendNames {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			ns := harness.Scratch(t)

@@ -137,6 +137,63 @@ func NetworkRules(k int) []Rule {
 	)
 }
 
+// stagesSuffix ends the names of the baselines with Docker's
+// STAGE-1/2 isolation.
+const stagesSuffix = "STAGE-1/2"
+
+// stageChains are the chains of init in Docker's two-stage isolation
+// layout (Docker 20.10 to 28): DOCKER-ISOLATION-STAGE-1 and -STAGE-2
+// instead of DOCKER-ISOLATION.
+var stageChains = []Chain{{"nat", "DOCKER"}, {"filter", "DOCKER"}, {"filter", "DOCKER-ISOLATION-STAGE-1"}, {"filter", "DOCKER-ISOLATION-STAGE-2"}, {"filter", "DOCKER-USER"}}
+
+// StageInitRules are the rules of init in the two-stage layout.
+func StageInitRules() []Rule {
+	return []Rule{
+		{Table: "nat", Chain: "PREROUTING", Spec: sp("-m addrtype --dst-type LOCAL -j DOCKER")},
+		{Table: "nat", Chain: "OUTPUT", Spec: sp("! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER")},
+		{Table: "filter", Chain: "DOCKER-ISOLATION-STAGE-1", Spec: sp("-j RETURN")},
+		{Table: "filter", Chain: "DOCKER-ISOLATION-STAGE-2", Spec: sp("-j RETURN")},
+		{Table: "filter", Chain: "DOCKER-USER", Spec: sp("-j RETURN")},
+		{Table: "filter", Chain: "FORWARD", Insert: true, Spec: sp("-j DOCKER-ISOLATION-STAGE-1")},
+		{Table: "filter", Chain: "FORWARD", Insert: true, Spec: sp("-j DOCKER-USER")},
+	}
+}
+
+// StageNetworkRules are the rules that creating network k adds in the
+// two-stage layout: the same as [NetworkRules] but, instead of two
+// DOCKER-ISOLATION rules per pair of networks, two rules per network
+// (libnetwork's setINC): traffic from the bridge to another interface goes
+// to STAGE-2, which drops what goes to any Docker bridge.
+func StageNetworkRules(k int) []Rule {
+	B := bridgeName(k)
+	var rs []Rule
+	for _, r := range NetworkRules(0)[:8] {
+		rs = append(rs, renamed(r, bridgeName(0), B, subnet(0).String(), subnet(k).String()))
+	}
+	return append(rs,
+		Rule{Table: "filter", Chain: "DOCKER-ISOLATION-STAGE-1", Insert: true, Spec: sp("-i", B, "! -o", B, "-j DOCKER-ISOLATION-STAGE-2")},
+		Rule{Table: "filter", Chain: "DOCKER-ISOLATION-STAGE-2", Insert: true, Spec: sp("-o", B, "-j DROP")},
+		Rule{Table: "filter", Chain: "FORWARD", Insert: true, Move: true, Spec: sp("-j DOCKER-ISOLATION-STAGE-1")},
+		Rule{Table: "filter", Chain: "FORWARD", Insert: true, Move: true, Spec: sp("-j DOCKER-USER")},
+	)
+}
+
+// renamed is a network rule of network 0 rewritten for another bridge and
+// subnet (the iptables form only).
+func renamed(r Rule, b0, b, s0, s string) Rule {
+	spec := make([]string, len(r.Spec))
+	for i, a := range r.Spec {
+		switch a {
+		case b0:
+			a = b
+		case s0:
+			a = s
+		}
+		spec[i] = a
+	}
+	return Rule{Table: r.Table, Chain: r.Chain, Insert: r.Insert, Spec: spec}
+}
+
 // Binding i of a run (i >= 0) is published on network 0: TCP host port
 // 10000+i (all addresses) to 172.18.(i/250).(i%250+2), same port.
 func binding(i int) portmap.Binding {

@@ -15,7 +15,7 @@ import (
 
 // ingressBackends are the backends of the swarm ingress workload: dnft
 // and Docker's exec-per-rule path through iptables-nft.
-var ingressBackends = []string{"dnft", "iptables-nft+C"}
+var ingressBackends = []string{"dnft", CLIName, "iptables-nft+C"}
 
 // ingressTarget is the ingress sandbox's address on the gateway bridge
 // (docker_gwbridge, 172.30.0.0/16 in this workload).
@@ -29,9 +29,12 @@ const (
 )
 
 // BenchmarkPublishIngress measures publishing one swarm ingress port, and
-// unpublishing it again, with n ingress ports already published. dnft:
-// Firewall.PublishIngress and UnpublishIngress on a docker_gwbridge-like
-// network (the pre-fill publishes port by port, untimed). iptables-nft+C:
+// unpublishing it again, with n ingress ports already published (at least
+// one, so that the chains exist and flatness is measured from there).
+// dnft: Firewall.PublishIngress and UnpublishIngress on a
+// docker_gwbridge-like network (the pre-fill publishes port by port,
+// untimed); dnft CLI: `dnft ingress publish` and `unpublish`, one process
+// each. iptables-nft+C:
 // Docker's three rules per port in DOCKER-INGRESS, one exec per rule with
 // -C first, pre-filled with iptables-restore.
 func BenchmarkPublishIngress(b *testing.B) {
@@ -77,27 +80,19 @@ func ingressSetup(b *testing.B, name string, n int) (publish, unpublish func(ctx
 	be, _ := setup(b, name, 0, 0)
 	switch be := be.(type) {
 	case *dnftBackend:
-		gw := dnft.NetworkConfig{Name: "docker_gwbridge", Bridge: ingress.DefaultGateway,
-			Subnet4: netip.MustParsePrefix("172.30.0.0/16"), Masquerade: true}
-		if err := be.fw.CreateNetwork(ctx, gw); err != nil {
+		dnftIngressPrefill(b, be, n)
+		return func(ctx context.Context, p uint16) error { return be.fw.PublishIngress(ctx, ingressPort(p)) },
+			func(ctx context.Context, p uint16) error { return be.fw.UnpublishIngress(ctx, ingressPort(p)) }
+	case *cliBackend:
+		if err := be.library(ctx, func(d *dnftBackend) error { dnftIngressPrefill(b, d, n); return nil }); err != nil {
 			b.Fatal(err)
 		}
-		port := func(p uint16) dnft.IngressPort {
-			return dnft.IngressPort{GwBridge: ingress.DefaultGateway, Proto: portmap.TCP, Port: p, Target: ingressTarget}
-		}
-		t0 := time.Now()
-		for i := range n {
-			if err := be.fw.PublishIngress(ctx, port(uint16(ingressFirst+i))); err != nil {
-				b.Fatalf("dnft prefill ingress port %d: %v", ingressFirst+i, err)
+		spec := func(p uint16) string { return strconv.Itoa(int(p)) + "/tcp" }
+		return func(ctx context.Context, p uint16) error {
+				return be.run(ctx, "ingress", "publish", "-p", spec(p), "--target", ingressTarget.String(), "--bridge", ingress.DefaultGateway)
+			}, func(ctx context.Context, p uint16) error {
+				return be.run(ctx, "ingress", "unpublish", "-p", spec(p))
 			}
-		}
-		ps, err := be.fw.Ingress(ctx)
-		if err != nil || len(ps) != n {
-			b.Fatalf("dnft: published %d ingress ports, but %d are in the kernel (%v)", n, len(ps), err)
-		}
-		b.Logf("dnft: pre-filled %d ingress ports in %s", n, time.Since(t0).Round(time.Millisecond))
-		return func(ctx context.Context, p uint16) error { return be.fw.PublishIngress(ctx, port(p)) },
-			func(ctx context.Context, p uint16) error { return be.fw.UnpublishIngress(ctx, port(p)) }
 	case *iptablesBackend:
 		var rs []Rule
 		for i := range n {
@@ -112,6 +107,34 @@ func ingressSetup(b *testing.B, name string, n int) (publish, unpublish func(ctx
 	}
 	b.Fatalf("bench: no ingress workload for %s", name)
 	return nil, nil
+}
+
+// ingressPort is the measured workload's ingress port p.
+func ingressPort(p uint16) dnft.IngressPort {
+	return dnft.IngressPort{GwBridge: ingress.DefaultGateway, Proto: portmap.TCP, Port: p, Target: ingressTarget}
+}
+
+// dnftIngressPrefill creates the gateway network and publishes n ingress
+// ports through the library.
+func dnftIngressPrefill(b *testing.B, be *dnftBackend, n int) {
+	b.Helper()
+	ctx := context.Background()
+	gw := dnft.NetworkConfig{Name: "docker_gwbridge", Bridge: ingress.DefaultGateway,
+		Subnet4: netip.MustParsePrefix("172.30.0.0/16"), Masquerade: true}
+	if err := be.fw.CreateNetwork(ctx, gw); err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	for i := range n {
+		if err := be.fw.PublishIngress(ctx, ingressPort(uint16(ingressFirst+i))); err != nil {
+			b.Fatalf("dnft prefill ingress port %d: %v", ingressFirst+i, err)
+		}
+	}
+	ps, err := be.fw.Ingress(ctx)
+	if err != nil || len(ps) != n {
+		b.Fatalf("dnft: published %d ingress ports, but %d are in the kernel (%v)", n, len(ps), err)
+	}
+	b.Logf("dnft: pre-filled %d ingress ports in %s", n, time.Since(t0).Round(time.Millisecond))
 }
 
 // ingressRules are Docker's iptables rules of one ingress port

@@ -16,15 +16,13 @@ type Outcome struct {
 	Spent   time.Duration
 }
 
-// Repeat calls op (rep = 0, 1, …) until it has MinReps completed calls and
-// Budget has passed since the start, or MaxReps calls. op records its own
-// timings (so it can leave preparation and undo out of them) and runs
-// with a deadline of Abort: a call that runs into it ends the loop with
+// Repeat calls op (rep = 0, 1, …) Reps times. op records its own timings
+// (so it can leave preparation and undo out of them) and runs with a
+// deadline of Abort: a call that runs into it ends the loop with
 // Outcome.Aborted. Any other error is returned.
 func (s Scale) Repeat(ctx context.Context, op func(ctx context.Context, rep int) error) (Outcome, error) {
-	start := time.Now()
 	var o Outcome
-	for o.Reps < s.MaxReps && (o.Reps < s.MinReps || time.Since(start) < s.Budget) {
+	for o.Reps < s.Reps {
 		octx, cancel := context.WithTimeout(ctx, s.Abort)
 		t0 := time.Now()
 		err := op(octx, o.Reps)

@@ -10,8 +10,8 @@
 # and prints the must-show checks as PASS/FAIL lines. Exit status: 0 when
 # everything ran and every check passed, 1 otherwise.
 #
-#   test/bench/run.sh                          # full run (about 10-15 min on 2 cores)
-#   DNFT_BENCH_SCALE=small test/bench/run.sh   # pipeline check (about 2 min)
+#   test/bench/run.sh                          # full run (its run time: results/machine.txt)
+#   DNFT_BENCH_SCALE=small test/bench/run.sh   # pipeline check
 #   DNFT_BENCH_FILTER='PublishOne|DataPlane' test/bench/run.sh   # some benchmarks only
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,10 +31,12 @@ if [ ! -x /usr/bin/time ] && command -v apt-get >/dev/null; then
   apt-get install -y -qq time >/dev/null || echo "run.sh: GNU time is missing: process memory is not measured" >&2
 fi
 
+start=$(date +%s)
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 echo "== building"
-go build -o "$bin/dnft" ./cmd/dnft
+# Statically, as an installed dnft should be: no dynamic loader at start.
+CGO_ENABLED=0 go build -o "$bin/dnft" ./cmd/dnft
 go build -o "$bin/dnft-bench" ./cmd/dnft-bench
 go test -c -o "$bin/bench.test" ./test/bench
 (cd test/bench/report && go build -o "$bin/report" .)
@@ -62,6 +64,10 @@ status=0
 (cd test/bench && DNFT_BENCH_SCALE=$scale DNFT_BENCH_RESULTS=$out/results.jsonl DNFT_BENCH_BIN=$bin \
   "$bin/bench.test" -test.run '^$' -test.bench "$filter" -test.benchtime 1x -test.timeout 40m) \
   2>&1 | tee "$out/bench.txt" || status=1
+
+elapsed=$(( $(date +%s) - start ))
+echo "run time: $((elapsed / 60)) min $((elapsed % 60)) s (build, benchmarks; DNFT_BENCH_FILTER=$filter)" >> "$out/machine.txt"
+echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min, at the end)" >> "$out/machine.txt"
 
 echo "== report"
 "$bin/report" -in "$out/results.jsonl" -machine "$out/machine.txt" -out "$out" || status=1

@@ -30,27 +30,27 @@ type Scale struct {
 	// than a few long ones).
 	DataRun  time.Duration
 	DataRuns int
-	// Budget is the time a cell keeps repeating its operation once it
-	// has MinReps samples; it stops at MaxReps. An operation taking longer
-	// than Abort is stopped and reported as a lower bound.
-	Budget           time.Duration
-	MinReps, MaxReps int
-	Abort            time.Duration
+	// Reps is the number of repetitions of a cell's operation: the same
+	// for every backend at every size, so that their medians rest on as
+	// many samples. An operation taking longer than Abort is stopped and
+	// reported as a lower bound.
+	Reps  int
+	Abort time.Duration
 }
 
 // Scales are the predefined scales.
 var Scales = map[string]Scale{
 	"small": {
-		Name: "small", Networks: []int{1, 5, 20}, Existing: []int{0, 100, 1000}, Batch: 1000, Ingress: []int{0, 100, 1000},
+		Name: "small", Networks: []int{1, 5, 20}, Existing: []int{0, 100, 1000}, Batch: 1000, Ingress: []int{1, 100, 1000},
 		DataBindings: []int{10, 100, 1000}, DataNetworks: []int{10, 20, 50},
 		DataRun: 150 * time.Millisecond, DataRuns: 6,
-		Budget: 500 * time.Millisecond, MinReps: 3, MaxReps: 20, Abort: 5 * time.Second,
+		Reps: 5, Abort: 5 * time.Second,
 	},
 	"full": {
-		Name: "full", Networks: []int{1, 50, 500}, Existing: []int{0, 1000, 10000}, Batch: 10000, Ingress: []int{0, 1000, 5000},
+		Name: "full", Networks: []int{1, 50, 500}, Existing: []int{0, 1000, 5000, 10000}, Batch: 10000, Ingress: []int{1, 1000, 5000},
 		DataBindings: []int{10, 1000, 10000}, DataNetworks: []int{10, 100, 500},
 		DataRun: 400 * time.Millisecond, DataRuns: 12,
-		Budget: 2 * time.Second, MinReps: 3, MaxReps: 50, Abort: 20 * time.Second,
+		Reps: 11, Abort: 20 * time.Second,
 	},
 }
 

@@ -41,8 +41,10 @@ func missing(name, what string) check {
 //     the rate at the fewest.
 //   - `dnft iptables -L -n -v` (a process) at the most bindings takes no
 //     longer than `iptables-nft -L -n -v` on the same rules.
+//   - the targets of one dnft process per operation and of the
+//     library's publish (see [cliChecks]).
 func mustShow(rs Results) []check {
-	return append(publishChecks(rs), rateCheck(rs), cliCheck(rs))
+	return append(append(publishChecks(rs), rateCheck(rs), cliCheck(rs)), cliChecks(rs)...)
 }
 
 // cliCheck compares the `iptables -L -n -v` commands at the largest size.
@@ -66,18 +68,19 @@ func cliCheck(rs Results) check {
 //   - dnft publishes one ingress port at the largest existing count within
 //     2x of its time at the smallest.
 func infoChecks(rs Results) []check {
+	out := cliInfoChecks(rs)
 	sizes := rs.sizes("publish-ingress")
 	if len(sizes) < 2 {
-		return nil
+		return out
 	}
 	lo, hi := sizes[0], sizes[len(sizes)-1]
 	t0, ok0 := rs.value("publish-ingress", "dnft", lo)
 	t1, ok1 := rs.value("publish-ingress", "dnft", hi)
 	if !ok0 || !ok1 {
-		return []check{missing("ingress publish flat", "dnft publish-ingress")}
+		return append(out, missing("ingress publish flat", "dnft publish-ingress"))
 	}
-	return []check{{pass: t1 <= 2*t0, name: "ingress publish flat",
-		text: fmt.Sprintf("dnft publishes one ingress port in %s with %d existing, %s with %d existing (%.2fx, limit 2x)", dur(t1), hi, dur(t0), lo, t1/t0)}}
+	return append(out, check{pass: t1 <= 2*t0, name: "ingress publish flat",
+		text: fmt.Sprintf("dnft publishes one ingress port in %s with %d existing, %s with %d existing (%.2fx, limit 2x)", dur(t1), hi, dur(t0), lo, t1/t0)})
 }
 
 func publishChecks(rs Results) []check {

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// cellsFixture is a tiny run: the library, the command and a baseline
+// publishing at two sizes, the process floor.
+func cellsFixture() Results {
+	d := func(w, be string, size int, v float64) Result {
+		return Result{Workload: w, Backend: be, Param: "existing", Size: size, Unit: "s", Median: v, Samples: []float64{v, v, v}}
+	}
+	return Results{
+		d("publish-one", "dnft", 0, 40e-6),
+		d("publish-one", "dnft", 5000, 45e-6),
+		d("publish-one", cliName, 0, 5e-3),
+		d("publish-one", cliName, 5000, 6e-3),
+		d("publish-one", "iptables-nft+C", 0, 14e-3),
+		d("publish-one", "iptables-nft+C", 5000, 400e-3),
+		{Workload: "process-start", Backend: emptyGoProgram, Unit: "s", Median: 2.5e-3, Samples: []float64{2.5e-3}},
+	}
+}
+
+// TestCLIChecks: the command's and the library's targets are evaluated
+// from the cells, pass and fail at their limits, and need their inputs.
+func TestCLIChecks(t *testing.T) {
+	verdicts := func(rs Results) map[string]string {
+		out := map[string]string{}
+		for _, c := range cliChecks(rs) {
+			out[c.name] = c.verdict()
+		}
+		return out
+	}
+	rs := cellsFixture()
+	for name, v := range verdicts(rs) {
+		if v != "PASS" {
+			t.Errorf("%s: %s, want PASS", name, v)
+		}
+	}
+	rs[3].Median = 8e-3 // CLI at 5000: 1.6x its time at 0, 50x less than iptables
+	got := verdicts(rs)
+	if got["CLI publish flat"] != "FAIL" || got["CLI publish vs iptables-nft+C at 5000"] != "PASS" {
+		t.Errorf("CLI at 8 ms: %v", got)
+	}
+	if got := verdicts(rs[:2]); got["CLI publish flat"] != "SKIP" || got["library publish ≤ 50 µs"] != "PASS" {
+		t.Errorf("without the command's cells: %v", got)
+	}
+}
+
+// TestMarkdown: results.md shows the command next to the library with
+// ratios against both, and the run's machine description.
+func TestMarkdown(t *testing.T) {
+	md := markdown(cellsFixture(), "run time: 1 min", mustShow(cellsFixture()), nil)
+	for _, want := range []string{
+		"| existing | dnft | dnft CLI | iptables-nft+C |",
+		"| 5000 | 45 µs | 6 ms (×133) | 400 ms (×8889; CLI ×66.7) |",
+		"run time: 1 min",
+		"**PASS** CLI publish vs an empty Go program",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("results.md lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// TestLoad reads JSON lines and keeps the median of a cell measured twice.
+func TestLoad(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "r.jsonl")
+	lines := `{"workload":"publish-one","backend":"dnft","size":0,"unit":"s","median":1}
+{"workload":"publish-one","backend":"dnft","size":0,"unit":"s","median":3}
+`
+	if err := os.WriteFile(p, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := load(p)
+	if err != nil || len(rs) != 1 || rs[0].Median != 2 {
+		t.Fatalf("load: %v %+v", err, rs)
+	}
+}
