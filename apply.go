@@ -820,6 +820,13 @@ func (fw *Firewall) apply(ctx context.Context, want State) (Plan, error) {
 	d := *cur.Daemon
 	tx := &nft.Tx{}
 	var p Plan
+	if d.Layout != want.Daemon.Layout {
+		// The view's layout changes no rule: only the record.
+		next := d
+		next.Layout = want.Daemon.Layout
+		chains.SetDaemon(tx, d, next)
+		d = next
+	}
 	want = cloneState(want)
 	fw.assignSeqs(&want)
 	created := fw.planNetworks(tx, d, cur, want, &p)

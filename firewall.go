@@ -415,10 +415,20 @@ func (fw *Firewall) Init(ctx context.Context, d DaemonConfig) error {
 // initialize checks and commits Init's batch, and returns the forwarding
 // sysctls to turn on.
 func (fw *Firewall) initialize(ctx context.Context, d DaemonConfig) ([]string, error) {
+	if err := chains.ValidLayout(d.Layout); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
 	cur, _, err := fw.state(ctx)
 	switch {
 	case err == nil:
-		return nil, sameDaemon(cur, d)
+		if err := sameDaemon(cur, d); err != nil {
+			return nil, err
+		}
+		if cur.Layout != d.Layout {
+			// The layout of the view changes no rule: record the new one.
+			return nil, fw.setLayout(ctx, cur, d.Layout)
+		}
+		return nil, nil
 	case !errors.Is(err, ErrNotInitialized):
 		return nil, fmt.Errorf("init: %w", err)
 	}
@@ -463,6 +473,44 @@ func (fw *Firewall) initialize(ctx context.Context, d DaemonConfig) ([]string, e
 		return nil, fmt.Errorf("init: %w", err)
 	}
 	return turnOn, nil
+}
+
+// SetLayout records the iptables layout that views of the namespace show
+// by default ([DaemonConfig.Layout]: "" classic, chains.LayoutStages), in
+// one batch that changes no rule.
+func (fw *Firewall) SetLayout(ctx context.Context, layout string) error {
+	if err := chains.ValidLayout(layout); err != nil {
+		return fmt.Errorf("set layout: %w", err)
+	}
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	unlock, err := fw.exclusive(ctx)
+	if err != nil {
+		return fmt.Errorf("set layout: %w", err)
+	}
+	defer unlock()
+	return fw.retry(func() error {
+		d, _, err := fw.state(ctx)
+		if err != nil {
+			return fmt.Errorf("set layout: %w", err)
+		}
+		if d.Layout == layout {
+			return nil
+		}
+		return fw.setLayout(ctx, d, layout)
+	})
+}
+
+// setLayout commits the daemon record of cur with another layout.
+func (fw *Firewall) setLayout(ctx context.Context, cur DaemonConfig, layout string) error {
+	next := cur
+	next.Layout = layout
+	tx := &nft.Tx{}
+	chains.SetDaemon(tx, cur, next)
+	if err := fw.commit(ctx, tx, func(v *view) { v.d = next }); err != nil {
+		return fmt.Errorf("set layout: %w", err)
+	}
+	return nil
 }
 
 // forwardingSysctl is the sysctl that turns forwarding of a family on.

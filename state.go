@@ -300,6 +300,8 @@ type daemonDoc struct {
 	AllowDirectRouting bool  `json:"allow_direct_routing"`
 	ForwardDrop4       bool  `json:"forward_drop_ipv4,omitempty"`
 	ForwardDrop6       bool  `json:"forward_drop_ipv6,omitempty"`
+	// Layout is the iptables view's layout: absent for classic, "stages".
+	Layout string `json:"layout,omitempty"`
 }
 
 type networkDoc struct {
@@ -353,7 +355,7 @@ func (s State) Encode() ([]byte, error) {
 	if s.Daemon != nil {
 		up := s.Daemon.UserlandProxy
 		doc.Daemon = &daemonDoc{UserlandProxy: &up, IPv6: s.Daemon.IPv6, AllowDirectRouting: s.Daemon.AllowDirectRouting,
-			ForwardDrop4: s.Daemon.ForwardDrop4, ForwardDrop6: s.Daemon.ForwardDrop6}
+			ForwardDrop4: s.Daemon.ForwardDrop4, ForwardDrop6: s.Daemon.ForwardDrop6, Layout: s.Daemon.Layout}
 	}
 	nets := slices.Clone(s.Networks)
 	sortBySeq(nets, func(n Network) int64 { return n.Seq })
@@ -461,7 +463,10 @@ func (doc stateDoc) state() (State, error) {
 	var s State
 	if doc.Daemon != nil {
 		d := DaemonConfig{UserlandProxy: boolOr(doc.Daemon.UserlandProxy, true), IPv6: doc.Daemon.IPv6, AllowDirectRouting: doc.Daemon.AllowDirectRouting,
-			ForwardDrop4: doc.Daemon.ForwardDrop4, ForwardDrop6: doc.Daemon.ForwardDrop6}
+			ForwardDrop4: doc.Daemon.ForwardDrop4, ForwardDrop6: doc.Daemon.ForwardDrop6, Layout: doc.Daemon.Layout}
+		if err := chains.ValidLayout(d.Layout); err != nil {
+			return s, &FieldError{Field: "daemon.layout", Value: d.Layout, Reason: "must be absent (classic) or \"stages\""}
+		}
 		s.Daemon = &d
 	}
 	for i, nd := range doc.Networks {

@@ -41,6 +41,25 @@ type DaemonConfig struct {
 	// of the recorded state, so that check, repair, save and restore keep
 	// the decision.
 	ForwardDrop4, ForwardDrop6 bool
+	// Layout is the iptables layout the iptables view shows by default
+	// (package compat): "" for CONTRACT.md's classic layout (one
+	// DOCKER-ISOLATION chain), LayoutStages for Docker 17.06–27's
+	// (DOCKER-ISOLATION-STAGE-1/2, the rule order dockerd 20.10 writes).
+	// It changes no rule; it is recorded so that every reader of the
+	// namespace shows the same layout (`dnft docker` sets it to the
+	// followed daemon's).
+	Layout string
+}
+
+// LayoutStages is [DaemonConfig.Layout] for Docker 17.06–27's layout.
+const LayoutStages = "stages"
+
+// ValidLayout checks a layout name: "" (classic) or LayoutStages.
+func ValidLayout(l string) error {
+	if l != "" && l != LayoutStages {
+		return &FieldError{Field: "layout", Value: l, Reason: `must be "classic" (the default) or "stages" (Docker 17.06-27)`}
+	}
+	return nil
 }
 
 // ForwardDrop reports whether the forward chain of family f drops by

@@ -21,6 +21,16 @@ func subnetVMap(f nft.Family, name string, field nft.Field) nft.Set {
 	return nft.Set{Family: f, Name: name, Key: []nft.Field{field}, Data: nft.DataVerdict, Interval: true}
 }
 
+// IsolationBridgesSet is the set of non-internal bridges that the
+// isolation rules drop traffic to; its per-element counters count the
+// drops to each bridge (the stages layout's DOCKER-ISOLATION-STAGE-2 -o B
+// -j DROP).
+func IsolationBridgesSet(f nft.Family) nft.Set {
+	s := ifnameSet(f, SetIsolationBridges)
+	s.Counter = true
+	return s
+}
+
 // NATReturnSet is the set of bridges whose packets skip DNAT (nat
 // DOCKER -i B -j RETURN); its per-element counters count each bridge's
 // RETURN.
@@ -60,6 +70,14 @@ func (d DaemonConfig) Families() []nft.Family {
 		return []nft.Family{nft.IPv4, nft.IPv6}
 	}
 	return []nft.Family{nft.IPv4}
+}
+
+// SetDaemon queues the replacement of the daemon record (cur's) with
+// next's: a change of what the record holds that changes no rule, such
+// as the view's layout.
+func SetDaemon(tx *nft.Tx, cur, next DaemonConfig) {
+	tx.DeleteElements(NetworksSet(), daemonElement(cur))
+	tx.AddElements(NetworksSet(), daemonElement(next))
 }
 
 // UserReturn is the rule Docker puts in DOCKER-USER when it creates the
@@ -153,7 +171,7 @@ func initFamily(tx *nft.Tx, d DaemonConfig, f nft.Family) {
 		tx.AddElements(NetworksSet(), daemonElement(d))
 	}
 	tx.AddSet(PublishedSet(f))
-	tx.AddSet(ifnameSet(f, SetIsolationBridges))
+	tx.AddSet(IsolationBridgesSet(f))
 	tx.AddSet(NATReturnSet(f))
 	for _, m := range []string{MapIsolationOut, MapIsolationIn, MapForwardIn, MapForwardOut, MapPostroutingOut} {
 		tx.AddSet(ifnameVMap(f, m))

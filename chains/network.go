@@ -6,6 +6,10 @@ import (
 	"github.com/dnft/dnft/nft"
 )
 
+// CommentStage2 is the comment of the counter-only rule of
+// DOCKER-ISOLATION__B that counts the packets from B to another interface.
+const CommentStage2 = "STAGE-2"
+
 // CommentDocker is the comment of the counter-only rule of DOCKER__B that
 // counts the packets iptables' `-o B -j DOCKER` jumps with (those to B
 // that are not part of an established connection).
@@ -99,12 +103,16 @@ func networkObjects(d DaemonConfig, n Network, f nft.Family) objects {
 		return o
 	}
 
-	// Isolation from every other non-internal network, both ways.
-	chain(IsolationChain(b), nft.Rule{
-		Match:  []nft.Match{notToB, nft.Lookup{Fields: []nft.Field{nft.FieldOIFName}, Set: SetIsolationBridges}},
-		Action: drop, Comment: "ISOLATION",
-	})
-	elem(ifnameSet(f, SetIsolationBridges), nft.Element{Key: []nft.Value{nft.Ifname(b)}})
+	// Isolation from every other non-internal network, both ways. The
+	// counter-only rule counts what leaves B for another interface (the
+	// stages layout's DOCKER-ISOLATION-STAGE-1 -i B ! -o B jump).
+	chain(IsolationChain(b),
+		nft.Rule{Match: []nft.Match{notToB}, Comment: CommentStage2},
+		nft.Rule{
+			Match:  []nft.Match{notToB, nft.Lookup{Fields: []nft.Field{nft.FieldOIFName}, Set: SetIsolationBridges}},
+			Action: drop, Comment: "ISOLATION",
+		})
+	elem(IsolationBridgesSet(f), nft.Element{Key: []nft.Value{nft.Ifname(b)}})
 	byIf(MapIsolationOut, IsolationChain(b))
 
 	// -o B: conntrack accept, then filter DOCKER (published ports, and in

@@ -25,6 +25,9 @@ func EncodeDaemon(d DaemonConfig) string {
 	if d.ForwardDrop4 || d.ForwardDrop6 {
 		s += fmt.Sprintf(";fwdrop=%d%d", b2i(d.ForwardDrop4), b2i(d.ForwardDrop6))
 	}
+	if d.Layout != "" {
+		s += ";layout=" + d.Layout
+	}
 	return s
 }
 
@@ -40,6 +43,12 @@ func DecodeDaemon(s string) (DaemonConfig, error) {
 			return DaemonConfig{}, fmt.Errorf("daemon record: bad fwdrop %q", v)
 		}
 		d.ForwardDrop4, d.ForwardDrop6 = v[0] == '1', v[1] == '1'
+	}
+	if v, ok := kv["layout"]; ok {
+		if err := ValidLayout(v); err != nil || v == "" {
+			return DaemonConfig{}, fmt.Errorf("daemon record: bad layout %q", v)
+		}
+		d.Layout = v
 	}
 	return d, nil
 }

@@ -155,7 +155,7 @@ func elementFields(f nft.Family, set string) []nft.Field {
 		return ingress.PortsSet(f).Key
 	case ingress.SetReplies:
 		return ingress.RepliesSet(f).Key
-	case chains.SetNATReturn:
+	case chains.SetNATReturn, chains.SetIsolationBridges:
 		return []nft.Field{nft.FieldIIFName}
 	}
 	return nil

@@ -28,6 +28,35 @@
 // iptables output ([ParseRuleset]), which is how they are tested against
 // real iptables.
 //
+// # Layouts
+//
+// The view shows one of two layouts of the same state, chosen by
+// [ReadOptions.Layout], else by the layout recorded with the daemon
+// (chains.DaemonConfig.Layout: `dnft init --layout`, and `dnft docker`
+// records the followed daemon's), else classic:
+//
+//   - classic (the default): CONTRACT.md §2's sequence, one
+//     DOCKER-ISOLATION chain with a DROP per ordered pair of networks.
+//   - stages: Docker 17.06–27's, as dockerd 20.10 writes it:
+//     DOCKER-ISOLATION-STAGE-1 (-i B ! -o B -j DOCKER-ISOLATION-STAGE-2
+//     per network, the internal networks' drops, -j RETURN) and
+//     DOCKER-ISOLATION-STAGE-2 (-o B -j DROP per network, -j RETURN),
+//     FORWARD jumping to STAGE-1; per-port rules appended after a -C
+//     check (so a container port published twice has its filter ACCEPT and
+//     hairpin MASQUERADE once), SCTP ports with mangle's CHECKSUM fix.
+//     test/dockertwin's TestLayoutStages compares it, byte for byte, with
+//     the iptables-save of a real dockerd 20.10 running the same networks
+//     and containers. dnft's own additions (protected mode's raw drops and
+//     DOCKER's unpublished-port drop, the policy counters) show in both.
+//
+// The stages layout's counters: STAGE-1's jump per network from the
+// counter-only rule "STAGE-2" of DOCKER-ISOLATION__B (packets from B to
+// another interface); STAGE-2's -o B -j DROP from element
+// isolation-bridges[B] (drops to B from any other bridge); STAGE-2's
+// RETURN is the difference of the two sums; STAGE-1's RETURN is
+// DOCKER-ISOLATION's RETURN; the CHECKSUM rules show 0 (dnft needs no
+// checksum fix).
+//
 // # Counters
 //
 // Every counter of the view is one of dnft's kernel counters that counts

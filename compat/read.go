@@ -57,7 +57,7 @@ type setReader interface {
 // tableSets are the counted sets whose elements the counters of each
 // table's rules come from (see doc.go).
 var tableSets = map[string][]string{
-	TableFilter: {chains.SetPublished, ingress.SetPorts, ingress.SetReplies},
+	TableFilter: {chains.SetPublished, chains.SetIsolationBridges, ingress.SetPorts, ingress.SetReplies},
 	TableNAT:    {portmap.MapDNATHost, portmap.MapDNATAny, portmap.SetHairpin, chains.SetNATReturn, ingress.MapDNAT},
 	TableRaw:    {portmap.SetLoopbackPorts},
 }
@@ -264,12 +264,56 @@ func IngressSources(proto portmap.Proto, port uint16) map[IngressRule]*Source {
 }
 
 // Read reads dnft's state in the namespace behind r and builds the
-// iptables view, counters included. With tables, only those tables get
-// their counters (see [ReadInputFor]).
+// iptables view, counters included, in the layout recorded with the
+// daemon. With tables, only those tables get their counters (see
+// [ReadInputFor]).
 func Read(ctx context.Context, r Reader, tables ...string) (*View, error) {
-	in, k, err := ReadInputFor(ctx, r, tables...)
+	return ReadWith(ctx, r, ReadOptions{Tables: tables})
+}
+
+// ReadOptions select what [ReadWith] builds.
+type ReadOptions struct {
+	// Tables are the tables shown (none: all); see [ReadInputFor].
+	Tables []string
+	// Layout overrides the layout recorded with the daemon
+	// (chains.DaemonConfig.Layout): LayoutClassic or LayoutStages; ""
+	// keeps the recorded one.
+	Layout string
+}
+
+// The layouts of the view (see [ParseLayout]).
+const (
+	// LayoutClassic is CONTRACT.md's layout: one DOCKER-ISOLATION chain.
+	LayoutClassic = "classic"
+	// LayoutStages is Docker 17.06–27's: DOCKER-ISOLATION-STAGE-1/2 and
+	// the rule order dockerd 20.10 writes (per-port rules appended once).
+	LayoutStages = chains.LayoutStages
+)
+
+// ParseLayout reads a layout name ("classic" or "stages") and returns
+// the value recorded with the daemon ("" for classic).
+func ParseLayout(s string) (string, error) {
+	switch s {
+	case LayoutClassic, "":
+		return "", nil
+	case LayoutStages:
+		return chains.LayoutStages, nil
+	}
+	return "", &chains.FieldError{Field: "layout", Value: s, Reason: `must be "classic" or "stages" (Docker 17.06-27)`}
+}
+
+// ReadWith is [Read] with options.
+func ReadWith(ctx context.Context, r Reader, opt ReadOptions) (*View, error) {
+	in, k, err := ReadInputFor(ctx, r, opt.Tables...)
 	if err != nil {
 		return nil, err
+	}
+	if opt.Layout != "" {
+		l, err := ParseLayout(opt.Layout)
+		if err != nil {
+			return nil, err
+		}
+		in.Daemon.Layout = l
 	}
 	v, err := Build(in, k)
 	if err != nil {

@@ -364,6 +364,11 @@ func targetText(f Family, r *Rule, numeric bool) string {
 		return ""
 	case "LOG":
 		return logText(opts, numeric)
+	case "CHECKSUM":
+		if _, ok := find(opts, "--checksum-fill"); ok {
+			return " CHECKSUM fill"
+		}
+		return " CHECKSUM"
 	case "MARK":
 		o, _ := find(opts, "--set-xmark")
 		m, k, ok := parseMark(first(o))

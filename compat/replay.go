@@ -24,7 +24,7 @@ func Build(in Input, k *Kernel) (*View, error) {
 	if !in.Initialized {
 		return v, nil
 	}
-	p := &replayer{in: in, view: v, ingress: map[Family]*ingressState{}}
+	p := &replayer{in: in, view: v, ingress: map[Family]*ingressState{}, stages: in.Daemon.Layout == chains.LayoutStages}
 	if k != nil && k.only != nil {
 		// A view of some tables only: the others are not rebuilt.
 		p.skip = map[string]bool{}
@@ -61,6 +61,11 @@ type replayer struct {
 	front map[chainKey][]*Rule
 	// skip names the tables not rebuilt (a view of other tables).
 	skip map[string]bool
+	// stages is Docker 17.06–27's layout (chains.LayoutStages).
+	stages bool
+	// once holds, per chain, the rules appended only when not already
+	// there (dockerd 20.10 checks with -C before -A).
+	once map[chainKey]map[string]bool
 }
 
 // event is one object to replay.
@@ -276,14 +281,11 @@ func (p *replayer) init(f Family) error {
 		},
 		func() error { return p.do(f, TableNAT, "-A", "OUTPUT", output, ruleSrc(chains.NATOutput, cDocker)) },
 		func() error { return p.newChain(f, TableFilter, "DOCKER") },
-		func() error { return p.newChain(f, TableFilter, "DOCKER-ISOLATION") },
-		func() error {
-			return p.do(f, TableFilter, "-A", "DOCKER-ISOLATION", "-j RETURN", ruleSrc(chains.DockerIsolation, chains.CommentReturn))
-		},
+		func() error { return p.isolationChains(f) },
 		func() error { return p.newChain(f, TableFilter, "DOCKER-USER") },
 		func() error { return p.userRules(f) },
 		func() error {
-			return p.do(f, TableFilter, "-I", "FORWARD", "-j DOCKER-ISOLATION", p.jumpSrc(f, "DOCKER-ISOLATION"))
+			return p.do(f, TableFilter, "-I", "FORWARD", "-j "+p.isolation(), p.jumpSrc(f, p.isolation()))
 		},
 		func() error {
 			return p.do(f, TableFilter, "-I", "FORWARD", "-j DOCKER-USER", p.jumpSrc(f, "DOCKER-USER"))
@@ -299,6 +301,56 @@ func (p *replayer) init(f Family) error {
 		p.table(f, TableFilter).Chain("FORWARD").Policy = "DROP"
 	}
 	return nil
+}
+
+// isolation is the chain FORWARD jumps to for isolation: DOCKER-ISOLATION,
+// or DOCKER-ISOLATION-STAGE-1 in the stages layout.
+func (p *replayer) isolation() string {
+	if p.stages {
+		return stage1
+	}
+	return "DOCKER-ISOLATION"
+}
+
+// Chains of the stages layout.
+const (
+	stage1 = "DOCKER-ISOLATION-STAGE-1"
+	stage2 = "DOCKER-ISOLATION-STAGE-2"
+)
+
+// isolationChains creates the isolation chains with their RETURNs: init's
+// DOCKER-ISOLATION (CONTRACT.md §2), or dockerd 20.10's two stages.
+func (p *replayer) isolationChains(f Family) error {
+	ret := ruleSrc(chains.DockerIsolation, chains.CommentReturn)
+	if !p.stages {
+		if err := p.newChain(f, TableFilter, "DOCKER-ISOLATION"); err != nil {
+			return err
+		}
+		return p.do(f, TableFilter, "-A", "DOCKER-ISOLATION", "-j RETURN", ret)
+	}
+	for _, c := range []string{stage1, stage2} {
+		if err := p.newChain(f, TableFilter, c); err != nil {
+			return err
+		}
+	}
+	if err := p.do(f, TableFilter, "-A", stage1, "-j RETURN", ret); err != nil {
+		return err
+	}
+	return p.do(f, TableFilter, "-A", stage2, "-j RETURN", p.stage2Return(f))
+}
+
+// stage2Return is the counter source of DOCKER-ISOLATION-STAGE-2's
+// RETURN: what the stage-1 jumps sent there less what stage 2 dropped.
+func (p *replayer) stage2Return(f Family) *Source {
+	s := &Source{}
+	for _, n := range p.in.Networks {
+		if n.Internal || !p.has(n, f) {
+			continue
+		}
+		s.Plus = append(s.Plus, Ref{Chain: chains.IsolationChain(n.Bridge), Comment: chains.CommentStage2})
+		s.Minus = append(s.Minus, Ref{Chain: chains.IsolationChain(n.Bridge), Comment: cIsolation})
+	}
+	return s
 }
 
 // forwardDrop reports whether init set the family's FORWARD policy to DROP.
@@ -341,7 +393,7 @@ func (p *replayer) jumpSrc(f Family, chain string) *Source {
 	case "DOCKER-USER":
 		return ruleSrc(chains.FilterForward, cDockerUser)
 	}
-	return ruleSrc(chains.FilterForward, cDockerIsolation)
+	return ruleSrc(chains.FilterForward, cDockerIsolation) // DOCKER-ISOLATION or STAGE-1
 }
 
 // moveJump deletes the FORWARD jump to chain and inserts it at the top.
@@ -355,7 +407,7 @@ func (p *replayer) moveJump(f Family, chain string) error {
 // moveJumps moves DOCKER-ISOLATION, DOCKER-INGRESS (when ingress exists)
 // and DOCKER-USER to the top of FORWARD, in that order.
 func (p *replayer) moveJumps(f Family) error {
-	for _, c := range []string{"DOCKER-ISOLATION", "DOCKER-INGRESS", "DOCKER-USER"} {
+	for _, c := range []string{p.isolation(), "DOCKER-INGRESS", "DOCKER-USER"} {
 		if c == "DOCKER-INGRESS" && p.ingress[f] == nil {
 			continue
 		}
@@ -404,8 +456,8 @@ func (p *replayer) network(n chains.Network) error {
 		}
 		if n.Internal {
 			cmds = []cmd{
-				{TableFilter, "-I", "DOCKER-ISOLATION", "! -d " + S + " -i " + B + " -j DROP", ruleSrc(chains.IsolationChain(B), cInternalEgress)},
-				{TableFilter, "-I", "DOCKER-ISOLATION", "! -s " + S + " -o " + B + " -j DROP", ruleSrc(chains.IsolationInChain(B), cInternalIngress)},
+				{TableFilter, "-I", p.isolation(), "! -d " + S + " -i " + B + " -j DROP", ruleSrc(chains.IsolationChain(B), cInternalEgress)},
+				{TableFilter, "-I", p.isolation(), "! -s " + S + " -o " + B + " -j DROP", ruleSrc(chains.IsolationInChain(B), cInternalIngress)},
 				icc,
 			}
 		} else {
@@ -435,8 +487,14 @@ func (p *replayer) network(n chains.Network) error {
 					cmd{TableRaw, "-A", "PREROUTING", "-d " + S + " ! -i " + B + " -m addrtype ! --dst-type LOCAL -j DROP", ruleSrc(chains.RawChain(B), cDirectDrop)},
 				)
 			}
+			if p.stages {
+				cmds = append(cmds,
+					cmd{TableFilter, "-I", stage1, "-i " + B + " ! -o " + B + " -j " + stage2, ruleSrc(chains.IsolationChain(B), chains.CommentStage2)},
+					cmd{TableFilter, "-I", stage2, "-o " + B + " -j DROP", elemSrc(chains.SetIsolationBridges, B)},
+				)
+			}
 			for _, o := range p.nets {
-				if o.Internal || !p.has(o, f) {
+				if p.stages || o.Internal || !p.has(o, f) {
 					continue
 				}
 				O := o.Bridge
@@ -483,12 +541,52 @@ func (p *replayer) binding(b portmap.Published) error {
 	}
 	f := familyOf(b.ContainerIP)
 	rs := bindingRules(p.in.Daemon, n.Bridge, b, p.skip)
+	if p.stages {
+		// dockerd 20.10 (portmapper Forward): every rule appended, after a
+		// -C check, so identical rules are there once; SCTP ports also
+		// get mangle's checksum fix.
+		if b.Proto == portmap.SCTP && !p.skip[TableMangle] {
+			rs = append(rs, builtRule{TableMangle, "-A", "POSTROUTING", &Rule{Proto: b.Proto.Number(),
+				Matches: []Match{{Name: "sctp", Args: []string{"--sport", strconv.Itoa(int(b.ContainerPort))}}},
+				Target:  "CHECKSUM", TargetArgs: []string{"--checksum-fill"}}, nil})
+		}
+		for _, r := range rs {
+			if r.table == TableRaw {
+				continue // dnft's protected mode, not dockerd 20.10's: below
+			}
+			if err := p.appendOnce(f, r.table, r.chain, r.rule, r.src); err != nil {
+				return fmt.Errorf("binding %s: %w", b.Binding, err)
+			}
+		}
+		rs = slices.DeleteFunc(rs, func(r builtRule) bool { return r.table != TableRaw })
+	}
 	for _, r := range rs {
 		if err := p.doRule(f, r.table, r.op, r.chain, r.rule, r.src); err != nil {
 			return fmt.Errorf("binding %s: %w", b.Binding, err)
 		}
 	}
 	return nil
+}
+
+// appendOnce appends a rule unless the chain already has one with the
+// same specification (iptables -C before -A).
+func (p *replayer) appendOnce(f Family, table, chain string, r *Rule, src *Source) error {
+	if p.skip[table] {
+		return nil
+	}
+	k := chainKey{f, table, chain}
+	spec := r.Spec(f, false, nil)
+	if p.once == nil {
+		p.once = map[chainKey]map[string]bool{}
+	}
+	if p.once[k] == nil {
+		p.once[k] = map[string]bool{}
+	}
+	if p.once[k][spec] {
+		return nil
+	}
+	p.once[k][spec] = true
+	return p.doRule(f, table, "-A", chain, r, src)
 }
 
 // builtRule is one command of a binding with its rule already built.

@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/dnft/dnft"
+	"github.com/dnft/dnft/chains"
 )
 
 // Follower keeps dnft's firewall in one network namespace in step with a
@@ -75,13 +76,17 @@ func (f *Follower) Firewall() *dnft.Firewall { return f.fw }
 // itself to dockerd, which sets it with or without iptables.
 func (f *Follower) Daemon() dnft.DaemonConfig {
 	drop := f.opt.IPForward && !f.opt.IPForwardNoDrop
-	return dnft.DaemonConfig{
+	d := dnft.DaemonConfig{
 		UserlandProxy:      f.opt.UserlandProxy,
 		IPv6:               f.opt.IPv6,
 		AllowDirectRouting: f.opt.AllowDirectRouting,
 		ForwardDrop4:       drop,
 		ForwardDrop6:       drop && f.opt.IPv6,
 	}
+	if f.Layout() == LayoutStages {
+		d.Layout = chains.LayoutStages // the iptables view as the followed dockerd writes it
+	}
+	return d
 }
 
 // EngineVersion returns the version of the Docker Engine last connected
@@ -89,8 +94,8 @@ func (f *Follower) Daemon() dnft.DaemonConfig {
 func (f *Follower) EngineVersion() string { return f.version }
 
 // Layout returns the iptables layout of the Engine last connected to
-// (see [LayoutOf]); the iptables view of a followed daemon is to be
-// printed in it (issue #15 wires it into the daemon configuration).
+// (see [LayoutOf]); [Follower.Daemon] records it, so that the iptables
+// view of the namespace is printed in it.
 func (f *Follower) Layout() Layout { return LayoutOf(f.version) }
 
 // Layout is the iptables layout of a Docker Engine version.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/go-connections/nat"
 
 	"github.com/dnft/dnft"
 )
@@ -187,7 +188,7 @@ func containerBindings(c container.InspectResponse, nets map[string]bridgeNet, o
 	ip4, _ := netip.ParseAddr(ep.es.IPAddress)
 	ip6, _ := netip.ParseAddr(ep.es.GlobalIPv6Address)
 	ports := c.NetworkSettings.Ports
-	for _, pk := range slices.Sorted(maps.Keys(ports)) {
+	for _, pk := range dockerdOrder(ports) {
 		k := string(pk)
 		portStr, proto, _ := strings.Cut(k, "/")
 		if proto == "" {
@@ -228,4 +229,33 @@ func containerBindings(c container.InspectResponse, nets map[string]bridgeNet, o
 		}
 	}
 	return out, true
+}
+
+// dockerdOrder returns the container ports in the order dockerd 20.10
+// programs their rules, so that the iptables view lists them as dockerd
+// does. The daemon sorts the endpoint's port bindings with go-connections'
+// nat.SortPortMap (the larger host port first) and programs each port's
+// bindings together, the port of the largest host port first; the
+// bindings of one port are already in that order in the inspect response.
+func dockerdOrder(ports nat.PortMap) []nat.Port {
+	maxHP := func(p nat.Port) int {
+		m := 0
+		for _, b := range ports[p] {
+			if n, err := strconv.Atoi(b.HostPort); err == nil && n > m {
+				m = n
+			}
+		}
+		return m
+	}
+	keys := slices.Sorted(maps.Keys(ports))
+	slices.SortStableFunc(keys, func(a, b nat.Port) int {
+		tcp := func(p nat.Port) int {
+			if strings.EqualFold(p.Proto(), "tcp") {
+				return 0
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(maxHP(b), maxHP(a)), cmp.Compare(b.Int(), a.Int()), cmp.Compare(tcp(a), tcp(b)))
+	})
+	return keys
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,7 +134,8 @@ func TestContainerBindings(t *testing.T) {
 	b := func(proto dnft.Proto, host string, hp uint16, ctr string, cp uint16) dnft.Binding {
 		return dnft.Binding{Proto: proto, HostIP: netip.MustParseAddr(host), HostPort: hp, ContainerIP: netip.MustParseAddr(ctr), ContainerPort: cp}
 	}
-	v4 := []dnft.Binding{b(dnft.TCP, "0.0.0.0", 8080, "172.20.0.5", 80), b(dnft.UDP, "127.0.0.1", 9090, "172.20.0.5", 81), b(dnft.SCTP, "0.0.0.0", 8083, "172.20.0.5", 83)}
+	// in the order dockerd programs them: the port of the larger host port first
+	v4 := []dnft.Binding{b(dnft.UDP, "127.0.0.1", 9090, "172.20.0.5", 81), b(dnft.SCTP, "0.0.0.0", 8083, "172.20.0.5", 83), b(dnft.TCP, "0.0.0.0", 8080, "172.20.0.5", 80)}
 	opt := DefaultOptions()
 	got, ok := containerBindings(c, nets, opt)
 	if !ok || got.network != "n1" || !equalBindings(got.bindings, v4) || len(got.skipped) != 0 {
@@ -141,7 +143,7 @@ func TestContainerBindings(t *testing.T) {
 	}
 	opt.IPv6 = true
 	got, _ = containerBindings(c, nets, opt)
-	want6 := append([]dnft.Binding{v4[0], b(dnft.TCP, "::", 8080, "fd00:1::5", 80)}, v4[1:]...)
+	want6 := append(slices.Clone(v4), b(dnft.TCP, "::", 8080, "fd00:1::5", 80))
 	if !equalBindings(got.bindings, want6) {
 		t.Fatalf("with IPv6: %v, want %v", got.bindings, want6)
 	}

@@ -57,21 +57,27 @@ func systemVariant() compat.Variant {
 // splitNetns takes --netns VALUE and --netns=VALUE out of the arguments of
 // a command that parses its own arguments (iptables has no such option).
 func splitNetns(args []string) (netns string, rest []string, err error) {
+	return splitFlag(args, "netns")
+}
+
+// splitFlag takes --NAME VALUE and --NAME=VALUE out of arguments that
+// iptables reads (dnft's own options of the iptables commands).
+func splitFlag(args []string, name string) (value string, rest []string, err error) {
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; {
-		case a == "--netns":
+		case a == "--"+name:
 			if i+1 >= len(args) {
-				return "", nil, usageErrorf("flag needs an argument: --netns")
+				return "", nil, usageErrorf("flag needs an argument: --%s", name)
 			}
-			netns = args[i+1]
+			value = args[i+1]
 			i++
-		case strings.HasPrefix(a, "--netns="):
-			netns = strings.TrimPrefix(a, "--netns=")
+		case strings.HasPrefix(a, "--"+name+"="):
+			value = strings.TrimPrefix(a, "--"+name+"=")
 		default:
 			rest = append(rest, a)
 		}
 	}
-	return netns, rest, nil
+	return value, rest, nil
 }
 
 // openConn opens an nftables connection in a namespace ("" for the
@@ -88,12 +94,12 @@ func openConn(ctx context.Context, netns string) (*nft.Conn, error) {
 // readView reads dnft's iptables view of a namespace and the names
 // iptables would print (DNS questions are asked from that namespace);
 // call done when the view has been printed.
-func readView(ctx context.Context, netns string, tables ...string) (v *compat.View, names *compat.Names, done func(), err error) {
+func readView(ctx context.Context, netns string, opt compat.ReadOptions) (v *compat.View, names *compat.Names, done func(), err error) {
 	conn, err := openConn(ctx, netns)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	v, err = compat.Read(ctx, conn, tables...)
+	v, err = compat.ReadWith(ctx, conn, opt)
 	if err == nil {
 		names, err = compat.SystemNames(conn.DialContext)
 	}
@@ -115,7 +121,14 @@ func (a *app) runView(c *cobra.Command, args []string, tables func(args []string
 	if netns == "" {
 		netns = a.netns
 	}
-	v, names, done, err := readView(c.Context(), netns, tables(rest)...)
+	layout, rest, err := splitFlag(rest, "layout")
+	if err != nil {
+		return err
+	}
+	if _, err := compat.ParseLayout(layout); err != nil {
+		return err
+	}
+	v, names, done, err := readView(c.Context(), netns, compat.ReadOptions{Tables: tables(rest), Layout: layout})
 	if err != nil {
 		return err
 	}
@@ -135,6 +148,12 @@ rule and element counters (see package compat).
 Arguments are read as %[1]s reads them (order matters: "-L -n DOCKER" is
 a bad argument, "-L DOCKER -n" is not), with its messages and exit codes:
 1 for a missing chain, 2 for a bad argument, 3 for an unknown table.
+
+The layout is the one recorded at init (dnft init --layout; dnft docker
+records the followed daemon's); --layout classic|stages shows another:
+classic is CONTRACT.md's (one DOCKER-ISOLATION chain), stages Docker
+17.06-27's (DOCKER-ISOLATION-STAGE-1/2, per-port rules appended once, as
+dockerd 20.10 writes them).
 
 DOCKER-USER is the operator's: -A, -I, -D (by rule or number), -C and -F
 change it as %[1]s would, one atomic batch each, written as native
@@ -171,7 +190,7 @@ func newIP6TablesSaveCmd(a *app) *cobra.Command { return newSaveCmd(a, compat.IP
 func newViewCmd(a *app, f compat.Family) *cobra.Command {
 	tool := f.Tool()
 	return &cobra.Command{
-		Use:                tool + " [-t TABLE] (-L [CHAIN [RULE]] [-n] [-v] [-x] [--line-numbers] | -S [CHAIN [RULE]] [-v])",
+		Use:                tool + " [--layout classic|stages] [-t TABLE] (-L [CHAIN [RULE]] [-n] [-v] [-x] [--line-numbers] | -S [CHAIN [RULE]] [-v] | -A|-I|-D|-C|-F DOCKER-USER ...)",
 		Short:              "Show dnft's rules as " + tool + " -L / -S would list them",
 		Long:               fmt.Sprintf(iptablesLong, tool, compat.Version, variantEnv),
 		DisableFlagParsing: true,
@@ -207,6 +226,9 @@ func (a *app) maybeEdit(c *cobra.Command, f compat.Family, v compat.Variant, arg
 	if netns == "" {
 		netns = a.netns
 	}
+	if _, rest, err = splitFlag(rest, "layout"); err != nil {
+		return true, err
+	}
 	names, err := compat.SystemNames(nil)
 	if err != nil {
 		return true, err
@@ -237,7 +259,7 @@ func (a *app) maybeEdit(c *cobra.Command, f compat.Family, v compat.Variant, arg
 func newSaveCmd(a *app, f compat.Family) *cobra.Command {
 	tool := f.Tool() + "-save"
 	return &cobra.Command{
-		Use:                tool + " [-t TABLE] [-c]",
+		Use:                tool + " [--layout classic|stages] [-t TABLE] [-c]",
 		Short:              "Show dnft's rules as " + tool + " would print them",
 		Long:               fmt.Sprintf(iptablesLong, tool, compat.Version, variantEnv),
 		DisableFlagParsing: true,

@@ -70,7 +70,7 @@ func (a *app) runEdit(ctx context.Context, netns string, f compat.Family, v comp
 // dnft's refusal.
 func (a *app) editOtherChain(ctx context.Context, netns string, f compat.Family, v compat.Variant, e *compat.Edit, stderr io.Writer) (int, error) {
 	prog := f.Tool()
-	view, _, done, err := readView(ctx, netns)
+	view, _, done, err := readView(ctx, netns, compat.ReadOptions{})
 	if err != nil {
 		return 0, err
 	}
