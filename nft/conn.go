@@ -35,6 +35,9 @@ type Conn struct {
 	nsPath string
 	nsFile *os.File
 	raw    *rawConn
+	// extra are more sockets, dialled by the first listing that reads
+	// several large sets at once and kept until Close.
+	extra []*rawConn
 }
 
 // NetNSPath resolves a namespace argument: "" is the calling thread's
@@ -118,6 +121,10 @@ func (c *Conn) Close() error {
 		errs = append(errs, c.raw.close())
 		c.raw = nil
 	}
+	for _, r := range c.extra {
+		errs = append(errs, r.close())
+	}
+	c.extra = nil
 	if c.nsFile != nil {
 		errs = append(errs, c.nsFile.Close())
 		c.nsFile = nil

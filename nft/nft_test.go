@@ -185,3 +185,46 @@ func TestGeneration(t *testing.T) {
 	_, err = c.ApplyGen(ctx, &Tx{}, g1)
 	require.ErrorIs(t, err, ErrGenerationChanged)
 }
+
+// TestRuleTextsScratch: the rules of a chain listed from a copy in a
+// throwaway namespace read exactly as nft lists them in place (jumps,
+// anonymous sets, comments, several families of match), and a chain whose
+// rules look up a named set of the table is listed in place.
+func TestRuleTextsScratch(t *testing.T) {
+	ctx := context.Background()
+	ns := testNS(t)
+	script := `add table ip dnft
+add chain ip dnft DOCKER-USER
+add chain ip dnft OTHER
+add set ip dnft big { type ipv4_addr; }
+add element ip dnft big { 10.0.0.1, 10.0.0.2 }
+add rule ip dnft DOCKER-USER iifname "eth0" tcp dport { 80, 443 } counter accept comment "web"
+add rule ip dnft DOCKER-USER ip saddr 192.0.2.0/24 ct state established,related jump OTHER
+add rule ip dnft DOCKER-USER meta l4proto udp udp dport 53-60 drop
+add rule ip dnft DOCKER-USER counter return
+`
+	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	c, err := Open(ctx, ns)
+	require.NoError(t, err)
+	defer c.Close()
+	inPlace := func() []string {
+		out, err := exec.Command("ip", "netns", "exec", ns, "nft", "-s", "-a", "list", "chain", "ip", "dnft", "DOCKER-USER").Output()
+		require.NoError(t, err)
+		return parseRuleTexts(string(out))
+	}
+	texts, ok := c.scratchTexts(ctx, "nft", IPv4, "DOCKER-USER")
+	require.True(t, ok)
+	require.Len(t, texts, 4)
+	require.Equal(t, inPlace(), texts)
+
+	nftRun(t, ns, "add", "rule", "ip", "dnft", "DOCKER-USER", "ip", "saddr", "@big", "drop")
+	_, ok = c.scratchTexts(ctx, "nft", IPv4, "DOCKER-USER")
+	require.False(t, ok, "a named set is not copied")
+	texts, err = c.RuleTexts(ctx, IPv4, "DOCKER-USER")
+	require.NoError(t, err)
+	require.Equal(t, inPlace(), texts)
+	require.Len(t, texts, 5)
+}

@@ -44,7 +44,9 @@ func (tx *Tx) Objects(base []TableState) ([]TableState, error) {
 		for _, st := range t.sets {
 			ss := SetState{Name: st.name, Comment: st.comment}
 			for _, e := range st.elems {
-				ss.Elements = append(ss.Elements, e.state)
+				if !e.dead {
+					ss.Elements = append(ss.Elements, e.state)
+				}
 			}
 			ts.Sets = append(ts.Sets, ss)
 		}
@@ -93,7 +95,7 @@ func (tx *Tx) Flatten() (*Tx, error) {
 		for _, st := range t.sets {
 			var elems []Element
 			for _, e := range st.elems {
-				if e.src != nil {
+				if e.src != nil && !e.dead {
 					elems = append(elems, *e.src)
 				}
 			}
@@ -134,9 +136,15 @@ type simSet struct {
 	name, comment string
 	spec          *Set // nil for a set of the base state
 	elems         []simElem
+	// index finds the live element of a key (see elemID) in elems; built
+	// by the first change of the set's elements and kept up to date, so
+	// that a simulation costs as much as its changes, not as much as the
+	// set for every change.
+	index map[string]int
 }
 
 type simElem struct {
+	dead  bool // deleted: skipped by every reader
 	state ElementState
 	src   *Element // the element that added it (nil for an interval end or a base element)
 }
@@ -253,7 +261,7 @@ func (s *sim) apply(i int, o op) error {
 			return fmt.Errorf("%s set %s does not exist", o.fam, o.set.Name)
 		}
 		if o.kind == opFlushSet {
-			st.elems = nil
+			st.elems, st.index = nil, nil
 		} else {
 			t.sets = slices.Delete(t.sets, si, si+1)
 		}
@@ -304,11 +312,14 @@ func (t *simTable) applyElems(o op) error {
 	if st == nil {
 		return fmt.Errorf("%s set %s does not exist", o.fam, o.set.Name)
 	}
-	index := make(map[string]int, len(st.elems))
-	for j, e := range st.elems {
-		index[elemID(e.state)] = j
+	if st.index == nil {
+		st.index = make(map[string]int, len(st.elems))
+		for j, e := range st.elems {
+			if !e.dead {
+				st.index[elemID(e.state)] = j
+			}
+		}
 	}
-	gone := map[int]bool{}
 	for k := range o.elems {
 		src := &o.elems[k]
 		les, err := libElements(o.set, *src)
@@ -318,33 +329,25 @@ func (t *simTable) applyElems(o op) error {
 		for n, le := range les {
 			es := elementState(le)
 			id := elemID(es)
-			j, ok := index[id]
+			j, ok := st.index[id]
 			if o.kind == opDelElems {
-				if !ok || gone[j] {
+				if !ok {
 					return fmt.Errorf("%s set %s has no element %x", o.fam, o.set.Name, es.Key)
 				}
-				gone[j] = true
+				st.elems[j].dead = true
+				delete(st.index, id)
 				continue
 			}
-			if ok && !gone[j] {
+			if ok {
 				continue // `add element` leaves an existing key alone
 			}
 			se := simElem{state: es}
 			if n == 0 {
 				se.src = src
 			}
-			index[id] = len(st.elems)
+			st.index[id] = len(st.elems)
 			st.elems = append(st.elems, se)
 		}
-	}
-	if len(gone) > 0 {
-		kept := st.elems[:0:0]
-		for j, e := range st.elems {
-			if !gone[j] {
-				kept = append(kept, e)
-			}
-		}
-		st.elems = kept
 	}
 	return nil
 }

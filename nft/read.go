@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
@@ -155,12 +158,21 @@ func (c *Conn) ReadSet(ctx context.Context, f Family, name string) (s SetState, 
 
 // readElements dumps the elements of one set.
 func (c *Conn) readElements(f Family, set string, ar *arena) ([]ElementState, error) {
-	c.raw.getReq(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSETELEM, unix.NLM_F_DUMP, uint8(f), func(w *msgWriter) {
+	out, err := dumpElements(c.raw, f, set, ar)
+	if err != nil {
+		return nil, c.readErr("read elements of "+set, err)
+	}
+	return out, nil
+}
+
+// dumpElements dumps the elements of one set on r.
+func dumpElements(r *rawConn, f Family, set string, ar *arena) ([]ElementState, error) {
+	r.getReq(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSETELEM, unix.NLM_F_DUMP, uint8(f), func(w *msgWriter) {
 		w.attrStr(unix.NFTA_SET_ELEM_LIST_TABLE, TableName)
 		w.attrStr(unix.NFTA_SET_ELEM_LIST_SET, set)
 	})
 	var out []ElementState
-	err := c.raw.request(true, func(m nlMsg) error {
+	err := r.request(true, func(m nlMsg) error {
 		if len(m.data) < 4 {
 			return nil
 		}
@@ -180,10 +192,7 @@ func (c *Conn) readElements(f Family, set string, ar *arena) ([]ElementState, er
 			return nil
 		})
 	})
-	if err != nil {
-		return nil, c.readErr("read elements of "+set, err)
-	}
-	return out, nil
+	return out, err
 }
 
 // setInfo is what a NEWSET message says of a set beyond its name and
@@ -548,16 +557,75 @@ func (c *Conn) ReadTableSets(ctx context.Context, f Family, keep func(set string
 	if err != nil {
 		return ts, false, c.readErr("list sets", err)
 	}
-	var ar arena
+	var read []*SetState
 	for i := range ts.Sets {
-		if keep != nil && !keep(ts.Sets[i].Name) {
-			continue
-		}
-		if ts.Sets[i].Elements, err = c.readElements(f, ts.Sets[i].Name, &ar); err != nil {
-			return ts, false, err
+		if keep == nil || keep(ts.Sets[i].Name) {
+			read = append(read, &ts.Sets[i])
 		}
 	}
+	if err := c.readSetsElements(f, read); err != nil {
+		return ts, false, err
+	}
 	return ts, true, nil
+}
+
+// readSetsElements dumps the elements of the sets, several at a time on
+// sockets of their own: a dump costs the kernel time in the square of the
+// set's size (every part of a dump walks the set from its start), so the
+// sets of a large table are read in parallel, one per CPU. Call it with
+// c.mu held.
+func (c *Conn) readSetsElements(f Family, sets []*SetState) error {
+	workers := min(len(sets), runtime.GOMAXPROCS(0))
+	for len(c.extra) < workers-1 {
+		r, err := dialRaw(int(c.nsFile.Fd()))
+		if err != nil {
+			return fmt.Errorf("dial nf_tables in %s: %w", c.nsPath, err)
+		}
+		c.extra = append(c.extra, r)
+	}
+	socks := append([]*rawConn{c.raw}, c.extra[:max(workers-1, 0)]...)
+	next := make(chan *SetState)
+	errs := make([]error, len(socks))
+	var wg sync.WaitGroup
+	for i, r := range socks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var ar arena
+			for s := range next {
+				if errs[i] != nil {
+					continue
+				}
+				els, err := dumpElements(r, f, s.Name, &ar)
+				if err != nil {
+					errs[i] = fmt.Errorf("read elements of %s in %s: %w", s.Name, c.nsPath, err)
+					continue
+				}
+				s.Elements = els
+			}
+		}()
+	}
+	for _, s := range sets {
+		next <- s
+	}
+	close(next)
+	wg.Wait()
+	var failed []error
+	for i := len(errs) - 1; i >= 0; i-- { // from the end: c.extra shrinks
+		err := errs[i]
+		if err == nil {
+			continue
+		}
+		// Replace the socket, so that no half-read reply is left.
+		if i == 0 {
+			err = errors.Join(err, c.rawFailed())
+		} else {
+			_ = c.extra[i-1].close()
+			c.extra = slices.Delete(c.extra, i-1, i)
+		}
+		failed = append(failed, err)
+	}
+	return errors.Join(failed...)
 }
 
 // arena copies small byte slices into shared chunks, so that a listing

@@ -148,33 +148,42 @@ type counted struct {
 
 // countTargets groups bindings by container port, in first-seen order.
 func countTargets(bs []Binding) []counted {
-	var out []counted
-next:
-	for _, b := range bs {
-		for i := range out {
-			if o := out[i].b; o.ContainerIP == b.ContainerIP && o.Proto == b.Proto && o.ContainerPort == b.ContainerPort {
-				out[i].n++
-				continue next
-			}
-		}
-		out = append(out, counted{b, 1})
-	}
-	return out
+	return countBy(bs, func(b Binding) (targetKey, bool) { return targetOf("", b), true })
 }
 
 // countHostPorts groups the bindings on a specific host address by
 // family, proto and host port, in first-seen order.
 func countHostPorts(bs []Binding) []counted {
+	return countBy(bs, func(b Binding) (claimKey, bool) { return claimOf(b), !b.HostIP.IsUnspecified() })
+}
+
+// countBy groups the bindings that key selects by their key, in
+// first-seen order: a linear search for the one binding of a publication,
+// a map for a batch.
+func countBy[K comparable](bs []Binding, key func(Binding) (K, bool)) []counted {
 	var out []counted
+	var pos map[K]int
+	if len(bs) > 8 {
+		pos = make(map[K]int, len(bs))
+	}
 next:
 	for _, b := range bs {
-		if b.HostIP.IsUnspecified() {
+		k, ok := key(b)
+		if !ok {
 			continue
 		}
-		for i := range out {
-			if o := out[i].b; o.Proto == b.Proto && o.HostPort == b.HostPort && o.HostIP.Is4() == b.HostIP.Is4() {
+		if pos != nil {
+			if i, seen := pos[k]; seen {
 				out[i].n++
-				continue next
+				continue
+			}
+			pos[k] = len(out)
+		} else {
+			for i := range out {
+				if ok, _ := key(out[i].b); ok == k {
+					out[i].n++
+					continue next
+				}
 			}
 		}
 		out = append(out, counted{b, 1})
