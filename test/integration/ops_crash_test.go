@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/dnft/dnft/test/harness"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // crashRuns is the number of publications killed at a random moment
@@ -38,13 +40,17 @@ const tracedAttempts = 20
 // is killed with SIGKILL; the namespace is always exactly as before the
 // command or exactly as after it (`nft -s list ruleset` compared with
 // both snapshots; the sequence numbers in element comments, which differ
-// between two publications, are blanked). The kills land at the three
+// between two publications, are blanked). The kills land at the four
 // moments that matter, found by tracing the process's system calls: as
 // it starts the sendmsg(2) carrying its batch (must leave the state
-// before), while the kernel processes that batch (either), and when the
-// call has returned but the answer is unread (must leave the state
-// after); and at random moments of the process's life. Both outcomes must
-// occur.
+// before), while the kernel processes that batch (either), as the kernel
+// announces its commit (after), and when the call has returned but the
+// answer is unread (after); and at random moments of the process's life.
+// Kills inside the call are timed from the thread's own progress (its
+// switches onto a CPU and its CPU time, not the wall clock, which a
+// loaded machine stretches) and from the kernel's commit notification;
+// at least one of each kind must land while the call is under way. Both
+// outcomes must occur.
 func TestCrashSafety(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -91,29 +97,38 @@ func TestCrashSafety(t *testing.T) {
 		}
 	}
 
-	// Kills at the three moments of the batch send. Kills during the send
-	// come a random part of the call's duration (measured by the kills
-	// after it) after its start; a short delay can also win the race with
-	// the call's start. They go on until one has landed inside the call
-	// with the batch committed (the call never returned, the state is the
-	// one after), or tracedAttempts runs.
+	// Kills at the four moments of the batch send. Kills during the send
+	// come once the thread runs inside the call and has spent there a
+	// random part of half the CPU time the call takes (the least the kills
+	// after the send measured): the kernel then has the batch, and commits
+	// or aborts it whole (it aborts when an allocation sees the pending
+	// kill). Kills at the commit come as the kernel announces it. Both go
+	// on until one has landed inside the call (the call had not returned
+	// when the kill was sent), or tracedAttempts runs.
+	monitor, err := commitMonitor(ns)
+	if errors.Is(err, errTraceUnsupported) {
+		t.Skip(err)
+	}
+	require.NoError(t, err)
+	defer unix.Close(monitor)
 	rng := rand.New(rand.NewPCG(7, 7))
-	var call time.Duration // the longest batch sendmsg seen
-	for _, m := range []killMoment{killBeforeSend, killAfterSend, killDuringSend} {
+	var call, cpu time.Duration // the least wall and CPU time of the batch sendmsg the kills after it saw
+	for _, m := range []killMoment{killBeforeSend, killAfterSend, killDuringSend, killAtCommit} {
 		seen := map[string]int{}
 		inside := false
-		for i := 0; i < tracedRuns || (m == killDuringSend && !inside && i < tracedAttempts); i++ {
-			var delay time.Duration
+		inCall := m == killDuringSend || m == killAtCommit
+		for i := 0; i < tracedRuns || (inCall && !inside && i < tracedAttempts); i++ {
+			var work time.Duration
 			if m == killDuringSend {
-				delay = time.Duration(rng.Int64N(int64(call) + 1))
+				work = time.Duration(rng.Int64N(int64(cpu/2) + 1))
 			}
-			tr, err := tracedKill(bin, publish, m, delay)
-			if errors.Is(err, errTraceUnsupported) {
-				t.Skip(err)
-			}
+			tr, err := tracedKill(bin, publish, m, work, monitor)
 			require.NoError(t, err, "%s", tr.output)
 			require.True(t, tr.reached, "killed %s: the process sent no batch:\n%s", m, tr.output)
-			call = max(call, tr.call)
+			if m == killAfterSend {
+				call = min(cmp.Or(call, tr.call), tr.call)
+				cpu = min(cmp.Or(cpu, tr.cpu), tr.cpu)
+			}
 			got := outcome(fmt.Sprintf("killed %s, run %d", m, i))
 			switch m {
 			case killBeforeSend:
@@ -121,20 +136,22 @@ func TestCrashSafety(t *testing.T) {
 			case killAfterSend:
 				require.Equal(t, "after", got, "run %d: killed after its batch was committed", i)
 				require.True(t, tr.returned)
-			case killDuringSend:
-				switch {
-				case tr.returned:
+			case killAtCommit:
+				require.Equal(t, "after", got, "run %d: killed as its batch was committed", i)
+			}
+			if inCall {
+				if tr.returned {
 					got += ", the call had returned"
-				case got == "after":
+				} else {
 					got += ", killed inside the call"
 					inside = true
 				}
 			}
 			seen[got]++
 		}
-		t.Logf("killed %s: %v (the batch's sendmsg takes up to %s)", m, seen, call.Round(time.Microsecond))
-		if m == killDuringSend {
-			require.True(t, inside, "no kill landed while the kernel had the batch: %v", seen)
+		t.Logf("killed %s: %v (the batch's sendmsg takes at least %s, %s of CPU)", m, seen, call.Round(time.Microsecond), cpu.Round(time.Microsecond))
+		if inCall {
+			require.True(t, inside, "killed %s: no kill landed while the kernel had the batch: %v", m, seen)
 		}
 	}
 

@@ -9,10 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/dnft/dnft/test/harness"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,19 +27,24 @@ const (
 	// killBeforeSend kills at the entry of that sendmsg: the batch never
 	// reaches the kernel.
 	killBeforeSend killMoment = iota
-	// killDuringSend lets the sendmsg start and kills the process a given
-	// delay after its thread runs, unless the call has returned by then:
-	// the kernel has the batch when the kill arrives (or, with a short
-	// delay, the kill may win the race with the call's start, and the
-	// kernel skips the call).
+	// killDuringSend lets the sendmsg start and kills the process once
+	// its thread has run inside the call for a given CPU time (at least
+	// until it is on a CPU again), unless the call has returned by then:
+	// the kernel has the batch when the kill arrives.
 	killDuringSend
 	// killAfterSend kills when that sendmsg returns: the batch is
 	// committed and its answer is unread.
 	killAfterSend
+	// killAtCommit lets the sendmsg run and kills the process as the
+	// kernel announces the commit (the first nf_tables notification that
+	// the namespace's monitor socket receives), unless the call has
+	// returned by then: the kernel is finishing the commit, past the point
+	// where the batch could still be aborted.
+	killAtCommit
 )
 
 func (m killMoment) String() string {
-	return [...]string{"before the send", "during the send", "after the send"}[m]
+	return [...]string{"before the send", "during the send", "after the send", "at the commit"}[m]
 }
 
 // errTraceUnsupported is returned on systems tracedKill cannot trace;
@@ -57,17 +64,20 @@ type traced struct {
 	// under way, or before it started).
 	returned bool
 	// call is how long the batch's sendmsg took, from its entry to its
-	// return (zero if it did not return).
-	call time.Duration
+	// return (zero if it did not return), and cpu the CPU time its thread
+	// spent in it (set for killAfterSend).
+	call, cpu time.Duration
 	// output is the process's stdout and stderr.
 	output string
 }
 
 // tracedKill runs bin with args under ptrace(2), stopping every thread at
 // each system call, and kills the process with SIGKILL at the moment m of
-// its first batch send (for killDuringSend, delay after the call
-// started). It returns once the process is gone.
-func tracedKill(bin string, args []string, m killMoment, delay time.Duration) (traced, error) {
+// its first batch send (for killDuringSend, once the thread has spent
+// work CPU time in the call; for killAtCommit, when monitor, a netlink socket in the
+// group NFNLGRP_NFTABLES of the process's namespace, becomes readable).
+// It returns once the process is gone.
+func tracedKill(bin string, args []string, m killMoment, work time.Duration, monitor int) (traced, error) {
 	// The tracer is the thread that started the child: every ptrace call
 	// must come from it.
 	runtime.LockOSThread()
@@ -86,7 +96,7 @@ func tracedKill(bin string, args []string, m killMoment, delay time.Duration) (t
 	}
 	pid := cmd.Process.Pid
 	defer cmd.Process.Release() // reaped below with wait4
-	res, err := traceUntilGone(pid, m, delay)
+	res, err := traceUntilGone(pid, m, work, monitor)
 	if err != nil {
 		_ = unix.Kill(pid, unix.SIGKILL)
 		for { // reap whatever is left
@@ -102,7 +112,7 @@ func tracedKill(bin string, args []string, m killMoment, delay time.Duration) (t
 
 // traceUntilGone drives the stopped child pid (stopped at its exec) until
 // its thread group has exited, killing it at moment m.
-func traceUntilGone(pid int, m killMoment, delay time.Duration) (res traced, err error) {
+func traceUntilGone(pid int, m killMoment, work time.Duration, monitor int) (res traced, err error) {
 	var ws unix.WaitStatus
 	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
 		return res, fmt.Errorf("wait for exec stop: %w", err)
@@ -119,7 +129,8 @@ func traceUntilGone(pid int, m killMoment, delay time.Duration) (res traced, err
 	}
 	inCall := map[int]bool{} // thread -> its next syscall stop is an exit
 	batchThread := 0
-	var sent time.Time // when the batch's sendmsg was entered
+	var sent time.Time    // when the batch's sendmsg was entered
+	var atEntry schedStat // its thread's, stopped there
 	kill := func() {
 		res.reached = true
 		_ = unix.Kill(pid, unix.SIGKILL)
@@ -149,6 +160,11 @@ func traceUntilGone(pid int, m killMoment, delay time.Duration) (res traced, err
 			if !entry && tid == batchThread {
 				res.returned, res.call = true, time.Since(sent)
 				if m == killAfterSend {
+					atExit, err := readSchedStat(tid)
+					if err != nil {
+						return res, err
+					}
+					res.cpu = atExit.run - atEntry.run
 					kill()
 				}
 				break
@@ -159,21 +175,38 @@ func traceUntilGone(pid int, m killMoment, delay time.Duration) (res traced, err
 				break
 			}
 			batchThread, sent = tid, time.Now()
+			if atEntry, err = readSchedStat(tid); err != nil {
+				return res, err
+			}
 			switch m {
 			case killBeforeSend:
 				kill()
 			case killDuringSend:
 				_ = unix.PtraceSyscall(tid, 0) // the call starts...
-				returned := awaitRunning(tid)
-				if !returned && delay > 0 {
-					time.Sleep(delay)
-					returned = stoppedAgain(tid)
+				returned, err := awaitProgress(tid, atEntry, work)
+				if err != nil {
+					return res, err
 				}
 				if returned {
 					res.returned, res.call = true, time.Since(sent)
 					inCall[tid] = false
 				}
 				kill() // ...and the kill follows
+				continue
+			case killAtCommit:
+				if err := drain(monitor); err != nil {
+					return res, err
+				}
+				_ = unix.PtraceSyscall(tid, 0) // the call runs...
+				returned, err := awaitReadable(tid, monitor)
+				if err != nil {
+					return res, err
+				}
+				if returned {
+					res.returned, res.call = true, time.Since(sent)
+					inCall[tid] = false
+				}
+				kill() // ...and the kill follows the commit's announcement
 				continue
 			}
 		case s == unix.SIGTRAP, s == unix.SIGSTOP:
@@ -185,23 +218,112 @@ func traceUntilGone(pid int, m killMoment, delay time.Duration) (res traced, err
 	}
 }
 
-// awaitRunning waits until the thread tid, just resumed from a ptrace
-// stop, runs (its state in /proc/TID/stat is no longer 't', tracing
-// stop). It reports true if instead the thread stopped again first (the
-// call is over), having consumed that stop.
-func awaitRunning(tid int) bool {
-	path := fmt.Sprintf("/proc/%d/stat", tid)
+// awaitProgress waits until the thread tid, just resumed from its ptrace
+// stop at a system call's entry (where its statistics were atEntry), has
+// been switched onto a CPU since that stop and has run for work CPU time
+// since then: inside the call from the moment it runs, for the call's
+// entry checks for a fatal signal once, right as the thread runs (a
+// thread that is only runnable, waiting for a CPU on a loaded machine,
+// would see a kill at that check and skip the call). Progress is counted
+// in the thread's own CPU time, which a loaded machine does not stretch,
+// whereas a wall-clock delay would often outlast the call. It reports
+// true if instead the thread stopped again first (the call is over),
+// having consumed that stop.
+func awaitProgress(tid int, atEntry schedStat, work time.Duration) (bool, error) {
 	for {
 		if stoppedAgain(tid) {
-			return true
+			return true, nil
 		}
-		b, err := os.ReadFile(path)
+		now, err := readSchedStat(tid)
 		if err != nil {
-			return true
+			return false, err
 		}
-		s := string(b)
-		if i := strings.LastIndexByte(s, ')'); i < 0 || i+2 >= len(s) || s[i+2] != 't' {
-			return false
+		if now.switches != atEntry.switches && now.run-atEntry.run >= work {
+			return false, nil
+		}
+	}
+}
+
+// schedStat is a thread's scheduling statistics (/proc/TID/schedstat).
+type schedStat struct {
+	// run is the CPU time the thread has used (brought up to date at
+	// each scheduler tick and switch out).
+	run time.Duration
+	// switches counts the times the thread was switched onto a CPU.
+	switches uint64
+}
+
+// readSchedStat reads the thread tid's scheduling statistics.
+func readSchedStat(tid int) (schedStat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", tid))
+	if err != nil {
+		return schedStat{}, fmt.Errorf("thread %d's schedule statistics: %w", tid, err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 3 {
+		return schedStat{}, fmt.Errorf("thread %d's schedule statistics: %q", tid, b)
+	}
+	run, err1 := strconv.ParseInt(f[0], 10, 64)
+	switches, err2 := strconv.ParseUint(f[2], 10, 64)
+	if err1 != nil || err2 != nil || switches == 0 {
+		return schedStat{}, fmt.Errorf("thread %d's schedule statistics: %q (need CONFIG_SCHED_INFO)", tid, b)
+	}
+	return schedStat{run: time.Duration(run), switches: switches}, nil
+}
+
+// commitMonitor opens a netlink socket in ns that receives its nf_tables
+// notifications (the group NFNLGRP_NFTABLES): the kernel sends them as it
+// commits a batch, before the sendmsg carrying the batch returns.
+func commitMonitor(ns *harness.NS) (int, error) {
+	fd := -1
+	err := ns.Do(func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+		if err != nil {
+			return fmt.Errorf("monitor socket: %w", err)
+		}
+		sa := &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: 1 << (unix.NFNLGRP_NFTABLES - 1)}
+		if err := unix.Bind(fd, sa); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("monitor socket: join the nftables group: %w", err)
+		}
+		return nil
+	})
+	return fd, err
+}
+
+// awaitReadable waits until the netlink socket fd has a message queued,
+// or the thread tid, just resumed from its ptrace stop at a system call's
+// entry, has stopped again (the call is over: it reports true, having
+// consumed that stop).
+func awaitReadable(tid, fd int) (bool, error) {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		if stoppedAgain(tid) {
+			return true, nil
+		}
+		n, err := unix.Poll(fds, 1) // a millisecond: the call's return is checked between
+		switch {
+		case errors.Is(err, unix.EINTR):
+		case err != nil:
+			return false, fmt.Errorf("poll the monitor: %w", err)
+		case n > 0:
+			return stoppedAgain(tid), nil
+		}
+	}
+}
+
+// drain discards what the netlink socket fd has queued (the notifications
+// of earlier commits, or the overrun error of a full buffer).
+func drain(fd int) error {
+	buf := make([]byte, 64<<10)
+	for {
+		_, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			return nil
+		case err != nil && !errors.Is(err, unix.ENOBUFS) && !errors.Is(err, unix.EINTR):
+			return fmt.Errorf("drain the monitor: %w", err)
 		}
 	}
 }
