@@ -65,6 +65,16 @@ status=0
   "$bin/bench.test" -test.run '^$' -test.bench "$filter" -test.benchtime 1x -test.timeout 40m) \
   2>&1 | tee "$out/bench.txt" || status=1
 
+# The Docker row: a real dockerd (test/dockertwin, skipped without docker).
+if [[ "RunPublish1k" =~ $filter ]] && command -v dockerd >/dev/null; then
+  echo "== docker run -p with 1,000 bindings (test/dockertwin)"
+  reps=11
+  [ "$scale" = small ] && reps=3
+  go test -c -o "$bin/dockertwin.test" ./test/dockertwin
+  (cd test/dockertwin && DNFT_BENCH_RESULTS=$out/results.jsonl "$bin/dockertwin.test" -test.run '^$' \
+    -test.bench 'RunPublish1k' -test.benchtime "${reps}x" -test.timeout 30m) 2>&1 | tee -a "$out/bench.txt" || status=1
+fi
+
 elapsed=$(( $(date +%s) - start ))
 echo "run time: $((elapsed / 60)) min $((elapsed % 60)) s (build, benchmarks; DNFT_BENCH_FILTER=$filter)" >> "$out/machine.txt"
 echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min, at the end)" >> "$out/machine.txt"

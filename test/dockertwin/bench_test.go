@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/dnft/dnft/test/bench"
 )
 
 // BenchmarkRunPublish1k times `docker run -p` until the port answers the
@@ -13,20 +15,21 @@ import (
 // one exec per rule) against dockerd with --iptables=false followed by
 // `dnft docker`. ns/op is the time from the create call; the
 // "ms-after-start" metric counts from the start call's return, which is
-// the firewall's share.
+// the firewall's share. With DNFT_BENCH_RESULTS set (test/bench/run.sh),
+// both times are saved for the benchmark report, every run a sample.
 func BenchmarkRunPublish1k(b *testing.B) {
 	RequireDocker(b)
 	ctx := context.Background()
 	img, bin := buildAll(b, ctx)
 	flags := []string{"--userland-proxy=false"}
 	for _, tc := range []struct {
-		name     string
-		iptables bool
-		follower []string
+		name, backend string
+		iptables      bool
+		follower      []string
 	}{
-		{"docker", true, nil},
-		{"dnft", false, []string{"--userland-proxy=false", "--allow-direct-routing"}},
-		{"dnft-nowatch", false, []string{"--userland-proxy=false", "--allow-direct-routing", "--watch=false"}},
+		{"docker", "dockerd's iptables", true, nil},
+		{"dnft", "dnft", false, []string{"--userland-proxy=false", "--allow-direct-routing"}},
+		{"dnft-nowatch", "dnft --watch=false", false, []string{"--userland-proxy=false", "--allow-direct-routing", "--watch=false"}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			s := NewSide(b, tc.name, Config{Iptables: tc.iptables, Flags: flags}, img)
@@ -44,16 +47,28 @@ func BenchmarkRunPublish1k(b *testing.B) {
 				b.Fatal(err)
 			}
 			var after time.Duration
+			var totals, afters []time.Duration
 			i := 0
 			for b.Loop() {
-				_, a, err := s.TimeRunPublish(ctx, fmt.Sprintf("r%d", i), "", 8080)
+				t, a, err := s.TimeRunPublish(ctx, fmt.Sprintf("r%d", i), "", 8080)
 				if err != nil {
 					b.Fatal(err)
 				}
 				after += a
+				totals, afters = append(totals, t), append(afters, a)
 				i++
 			}
 			b.ReportMetric(float64(after.Milliseconds())/float64(i), "ms-after-start")
+			for _, r := range []struct {
+				workload string
+				ds       []time.Duration
+			}{{"docker-run-publish", totals}, {"docker-run-publish-after-start", afters}} {
+				xs := bench.Seconds(r.ds)
+				if err := bench.Save(bench.Result{Workload: r.workload, Backend: tc.backend, Param: "bindings", Size: 1000,
+					Unit: "s", Median: bench.Median(xs), Samples: xs}); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
