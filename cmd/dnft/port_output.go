@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net/netip"
@@ -38,24 +39,28 @@ func portsJSON(ps []dnft.Published) []portJSON {
 	return out
 }
 
-// writeBindings prints one binding a line, as 0.0.0.0:32768->172.18.0.2:80/tcp.
+// writeBindings prints one binding a line, as 0.0.0.0:32768->172.18.0.2:80/tcp
+// (buffered: one write for many lines).
 func writeBindings(w io.Writer, bs []dnft.Binding) error {
+	bw := bufio.NewWriter(w)
 	for _, b := range bs {
-		if _, err := fmt.Fprintln(w, b); err != nil {
-			return err
-		}
+		fmt.Fprintln(bw, b)
 	}
-	return nil
+	return bw.Flush()
 }
 
 // writePortTable prints the published ports as an aligned table.
 func writePortTable(w io.Writer, ps []dnft.Published) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	bw := bufio.NewWriter(w)
+	tw := tabwriter.NewWriter(bw, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "NETWORK\tHOST\tCONTAINER\tPROTO\tPACKETS\tBYTES")
 	for _, p := range ps {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", p.Network,
 			netip.AddrPortFrom(p.HostIP, p.HostPort), netip.AddrPortFrom(p.ContainerIP, p.ContainerPort),
 			p.Proto, p.Packets, p.Bytes)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
