@@ -76,7 +76,7 @@ func TestWatchLibrary(t *testing.T) {
 		now, err := ns.Run(ctx, "nft", "-s", "list", "ruleset")
 		return err == nil && now == before
 	}, time.Minute, 5*time.Millisecond, "the flushed ruleset was not restored")
-	require.True(t, logged("repaired 2 finding(s)")) // the ip and bridge tables
+	require.Eventually(t, func() bool { return logged("repaired 2 finding(s)") }, time.Minute, 5*time.Millisecond, "the repair (ip and bridge tables) was not logged")
 
 	stop()
 	select {
