@@ -150,24 +150,49 @@ func checkFree(ctx context.Context, src source, n chains.Network, nb Binding, re
 }
 
 // claims are the host ports claimed by the bindings of one request, with
-// each binding's position in it: an index of its own (position as
-// sequence number), so that allocations skip them 64 at a time too. The
-// zero value holds none.
-type claims struct{ x *Index }
+// each binding's position in it: a list for a few bindings, and from
+// claimsIndexed on an index of their own (position as sequence number),
+// so that allocations skip them 64 ports at a time too. The zero value
+// holds none.
+type claims struct {
+	few []claimed
+	x   *Index
+}
+
+type claimed struct {
+	b Binding
+	i int
+}
+
+// claimsIndexed is the request size from which claims are indexed.
+const claimsIndexed = 16
 
 func (c *claims) add(b Binding, i int) {
+	if c.x == nil && len(c.few) < claimsIndexed {
+		c.few = append(c.few, claimed{b, i})
+		return
+	}
 	if c.x == nil {
 		c.x = NewIndex(nil)
+		for _, o := range c.few {
+			c.x.add(Published{Binding: o.b, Seq: int64(o.i)})
+		}
+		c.few = nil
 	}
 	c.x.add(Published{Binding: b, Seq: int64(i)})
 }
 
 func (c claims) clashWith(b Binding) (int, Binding, bool) {
-	if c.x == nil {
-		return 0, Binding{}, false
+	if c.x != nil {
+		p, ok := c.x.clashWith(b)
+		return int(p.Seq), p.Binding, ok
 	}
-	p, ok := c.x.clashWith(b)
-	return int(p.Seq), p.Binding, ok
+	for _, o := range c.few {
+		if clash(b, o.b) {
+			return o.i, o.b, true
+		}
+	}
+	return 0, Binding{}, false
 }
 
 // CheckUnpublish validates bindings to unpublish from network n and returns
