@@ -110,6 +110,8 @@ Exit status: 0 success, 1 failure, 2 bad input (nothing was changed).`,
 	for _, c := range commands() {
 		if slices.Contains(c.names, only) {
 			root.AddCommand(c.build(a))
+			// `dnft completion` is not the command named: do not build it.
+			root.CompletionOptions.DisableDefaultCmd = true
 			return root
 		}
 	}
