@@ -31,25 +31,23 @@ func (f Finding) String() string {
 	return fmt.Sprintf("%s %s: %s", f.Family, f.Object, f.Problem)
 }
 
-// maxElemFindings bounds the element findings reported per set; the
-// rest are counted in one more finding.
-const maxElemFindings = 10
-
-// Check compares dnft's tables in the kernel with what dnft's own
-// records (the networks set, the DNAT maps, the ingress maps) say they
-// should hold, and returns the differences: missing or foreign chains,
-// rules (compared by chain, comment and order) and set elements (by set
-// and key, then data and comment), and missing tables. DOCKER-USER's
-// rules are the operator's and are never drift; the chain and its jump
-// are. It also compares the kernel settings dnft keeps on the bridges
-// that exist and their ports (route_localnet, bridge netfilter, hairpin
-// mode: see [chains.LinkSettings]); a missing bridge is no drift.
+// Check compares dnft's tables in the kernel with what they should
+// hold, and returns every difference: missing, foreign or changed
+// chains (base chains by type, hook, priority and policy), rules (by
+// what they do, their expressions, then by comment and order) and set
+// elements (by key, then by value: data, verdict and record), missing
+// tables, and records that are not valid or contradict each other.
+// DOCKER-USER's rules are the operator's and are never drift; the chain
+// and its jump are. It also compares the kernel settings dnft keeps on the
+// bridges that exist and their ports (route_localnet, bridge netfilter,
+// hairpin mode: see [chains.LinkSettings]); a missing bridge is no drift.
 //
-// When dnft's records are gone (a deleted table, a flushed ruleset),
-// saved — the last saved or known good state, which may be nil — is what
-// the tables should hold; without it the result is a finding that the
-// state is unknown. Check takes the namespace lock shared and changes
-// nothing.
+// What the tables should hold is saved, when it is not nil (a state
+// saved with [Firewall.Save]); else what dnft's records say (see
+// [Firewall.Repair]). When there are no records to tell (a deleted
+// table, a flushed ruleset), the result says that the state is unknown.
+// A damaged kernel is never an error: it is what Check reports. Check
+// takes the namespace lock shared and changes nothing.
 func (fw *Firewall) Check(ctx context.Context, saved *State) ([]Finding, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
@@ -58,12 +56,16 @@ func (fw *Firewall) Check(ctx context.Context, saved *State) ([]Finding, error) 
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	defer unlock()
-	findings, _, have, err := fw.inspect(ctx, saved)
-	if errors.Is(err, ErrStateUnknown) {
-		return unknownFindings(have, err), nil
-	}
+	in, err := fw.inspect(ctx, saved)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
+	}
+	findings := in.findings
+	if in.unknown != nil {
+		if findTable(in.have, nft.IPv4) == nil {
+			findings = append(findings, Finding{Family: nft.IPv4, Object: "table " + nft.TableName, Problem: "missing (dnft's table is gone: deleted by someone else)"})
+		}
+		findings = append(findings, unknownFinding(in.unknown))
 	}
 	return findings, nil
 }
@@ -72,9 +74,18 @@ func (fw *Firewall) Check(ctx context.Context, saved *State) ([]Finding, error) 
 // with, in ONE batch, when they do not: it deletes dnft's tables and
 // creates everything again (rule and element counters start from zero),
 // with the DOCKER-USER rules the kernel holds, or, where that chain is
-// gone, those of saved. It returns what was wrong; nothing is sent when
-// nothing was. Without dnft's records and without saved it fails with
-// ErrStateUnknown and changes nothing.
+// gone or was flushed with dnft's own, those of saved. It returns what
+// was wrong; nothing is sent when nothing was.
+//
+// The truth it repairs toward is saved when it is not nil, else dnft's
+// records. Every record is kept twice in the kernel (see [State]), so
+// that after any one edit of dnft's tables — a deleted, flushed, forged
+// or changed element, set, rule or chain — the records still tell what
+// every binding, network and ingress port is: one whose record survives
+// anywhere is restored, never deleted, and an element that no record
+// owns is removed, never completed. When the records cannot tell (a
+// deleted table, two copies that contradict each other) Repair fails
+// with ErrStateUnknown and changes nothing: pass a saved state.
 func (fw *Firewall) Repair(ctx context.Context, saved *State) ([]Finding, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
@@ -98,30 +109,106 @@ func (fw *Firewall) Repair(ctx context.Context, saved *State) ([]Finding, error)
 // repair is Repair with the lock held; it also returns the state the
 // tables hold afterwards and the generation of its batch (0 if none).
 func (fw *Firewall) repair(ctx context.Context, saved *State) ([]Finding, State, uint32, error) {
-	g0, err := fw.conn.Generation(ctx)
-	if err != nil {
+	in, err := fw.inspect(ctx, saved)
+	switch {
+	case err != nil:
 		return nil, State{}, 0, err
-	}
-	findings, p, have, err := fw.inspect(ctx, saved)
-	if errors.Is(err, ErrStateUnknown) {
-		return nil, State{}, 0, fmt.Errorf("%w: pass a state saved with dnft save to repair from", err)
-	}
-	if err != nil || len(findings) == 0 {
-		return findings, p.stateOrZero(), 0, err
-	}
-	if onlyLinkFindings(findings) {
+	case in.unknown != nil:
+		return in.findings, State{}, 0, fmt.Errorf("%w: pass a state saved with dnft save to repair from", in.unknown)
+	case len(in.findings) == 0:
+		return nil, in.p.state, 0, nil
+	case onlyLinkFindings(in.findings):
 		// Settings of bridges and ports: the tables are fine.
-		_, err := fw.applyLinks(ctx, stateLinks(p.state))
-		return findings, p.state, 0, err
+		_, err := fw.applyLinks(ctx, stateLinks(in.p.state))
+		return in.findings, in.p.state, 0, err
+	case in.p.userBad != nil:
+		return in.findings, in.p.state, 0, fmt.Errorf("repairing would lose a %s rule that dnft cannot re-create (%w): change that rule, or repair by hand", chains.DockerUser, in.p.userBad)
 	}
-	if p.userBad != nil {
-		return findings, p.state, 0, fmt.Errorf("repairing would lose a %s rule that dnft cannot re-create (%w): change that rule, or repair by hand", chains.DockerUser, p.userBad)
+	p := in.p
+	if saved != nil {
+		p.state.DockerUser = flushedUser(p.state.DockerUser, saved.DockerUser, in.findings)
+	}
+	_, gen, err := fw.rebuild(ctx, p, families(in.have), in.gen)
+	return in.findings, p.state, gen, err
+}
+
+// inspection is one comparison of dnft's tables with what they should
+// hold.
+type inspection struct {
+	// have is the snapshot of dnft's tables, at generation gen.
+	have []nft.TableState
+	gen  uint32
+	// p is what they should hold, built.
+	p *programmed
+	// findings are the differences, and the records that are bad.
+	findings []Finding
+	// unknown is set, wrapping ErrStateUnknown, when what they should
+	// hold cannot be told; p is then the best guess.
+	unknown error
+}
+
+// inspect reads one snapshot of dnft's tables and compares it with what
+// they should hold: saved when it is not nil, else the records of the
+// snapshot (see [recordsOf]). DOCKER-USER gets, per family, the rules
+// the kernel holds when the chain exists, else saved's.
+func (fw *Firewall) inspect(ctx context.Context, saved *State) (inspection, error) {
+	var in inspection
+	var err error
+	if in.have, in.gen, err = fw.readSnapshot(ctx); err != nil {
+		return in, err
 	}
 	if saved != nil {
-		p.state.DockerUser = flushedUser(p.state.DockerUser, saved.DockerUser, findings)
+		s, err := saved.validate(ctx)
+		if err != nil {
+			return in, fmt.Errorf("saved state: %w", err)
+		}
+		saved = &s
 	}
-	_, gen, err := fw.rebuild(ctx, p, families(have), g0)
-	return findings, p.state, gen, err
+	var want State
+	if saved != nil {
+		want = cloneState(*saved)
+	} else {
+		rt := recordsOf(in.have)
+		want, in.findings, in.unknown = rt.state, rt.findings, rt.unknown
+		if len(in.have) == 0 {
+			// Never initialized or reset (a valid, empty state), or
+			// deleted by someone else: the commit journal tells which.
+			if in.unknown = uninitialized(fw.lk.path); in.unknown != nil && !errors.Is(in.unknown, ErrStateUnknown) {
+				return in, in.unknown
+			}
+		}
+	}
+	var user userChains
+	if want.Daemon != nil {
+		var kernel []UserRule
+		if kernel, user, err = fw.readUser(ctx, want.Daemon.Families()); err != nil {
+			return in, err
+		}
+		if saved != nil {
+			want.DockerUser = mergeUser(kernel, user, saved.DockerUser)
+		} else {
+			want.DockerUser = kernel
+		}
+	}
+	if in.p, err = fw.program(ctx, want); err != nil {
+		return in, err
+	}
+	// The operator's rules are the kernel's where DOCKER-USER exists; if
+	// one of those cannot be reproduced, a rebuild would lose it.
+	if want.Daemon != nil {
+		in.p.userBad = user.bad(want.Daemon.Families()...)
+	}
+	if in.unknown != nil && want.Daemon == nil {
+		// Nothing to compare with: the records are gone.
+		return in, nil
+	}
+	in.findings = append(in.findings, compareTables(in.p.objs, in.have, in.p.specs)...)
+	links, err := fw.linkDrift(ctx, in.p.state)
+	if err != nil {
+		return in, err
+	}
+	in.findings = append(in.findings, links...)
+	return in, nil
 }
 
 // stateOrZero is p's state, or the zero State for a nil p.
@@ -130,29 +217,6 @@ func (p *programmed) stateOrZero() State {
 		return State{}
 	}
 	return p.state
-}
-
-// inspect reads one snapshot of dnft's tables (have) and compares it with
-// what they should hold (see [Firewall.desired]), built once (p).
-func (fw *Firewall) inspect(ctx context.Context, saved *State) (findings []Finding, p *programmed, have []nft.TableState, err error) {
-	if have, err = fw.readTables(ctx); err != nil {
-		return nil, nil, nil, err
-	}
-	want, user, err := fw.desired(ctx, saved, have)
-	if err != nil {
-		return nil, nil, have, err
-	}
-	if p, err = fw.program(ctx, want); err != nil {
-		return nil, nil, have, err
-	}
-	// The operator's rules are the kernel's where DOCKER-USER exists; if
-	// one of those cannot be reproduced, a rebuild would lose it.
-	p.userBad = user.bad()
-	links, err := fw.linkDrift(ctx, p.state)
-	if err != nil {
-		return nil, nil, have, err
-	}
-	return append(compareTables(p.objs, have, p.specs), links...), p, have, nil
 }
 
 // flushedUser gives back saved's DOCKER-USER rules to a family whose
@@ -178,48 +242,8 @@ func flushedUser(kernel, saved []UserRule, findings []Finding) []UserRule {
 	return out
 }
 
-// desired returns what dnft's tables (have, a snapshot) should hold: the
-// recorded state when dnft's records are complete, else saved.
-// DOCKER-USER gets, per family, the rules the kernel holds when the chain
-// exists (user says which, and which rules could not be read), else
-// saved's.
-func (fw *Firewall) desired(ctx context.Context, saved *State, have []nft.TableState) (State, userChains, error) {
-	if saved != nil {
-		s, err := saved.validate()
-		if err != nil {
-			return State{}, nil, fmt.Errorf("saved state: %w", err)
-		}
-		saved = &s
-	}
-	cur, user, err := fw.recordFrom(ctx, have)
-	if err == nil && cur.Daemon == nil && saved == nil {
-		// Never initialized, reset, or deleted: nothing tells which.
-		err = fmt.Errorf("%w: there is no dnft table (its tables were deleted, or dnft was never initialized here)", ErrStateUnknown)
-	}
-	switch {
-	case err == nil && (cur.Daemon != nil || saved.Daemon == nil):
-		if saved != nil {
-			cur.DockerUser = mergeUser(cur.DockerUser, user, saved.DockerUser)
-		}
-		return cur, user, nil
-	case err == nil || errors.Is(err, ErrStateUnknown) && saved != nil:
-		// No tables (but a saved state), or damaged records.
-		want := cloneState(*saved)
-		if want.Daemon == nil {
-			return want, nil, nil
-		}
-		kernel, user, err := fw.readUser(ctx, want.Daemon.Families())
-		if err != nil {
-			return State{}, nil, err
-		}
-		want.DockerUser = mergeUser(kernel, user, want.DockerUser)
-		return want, user, nil
-	}
-	return State{}, nil, err
-}
-
 // mergeUser takes the kernel's DOCKER-USER rules for the families whose
-// chain exists (have) and saved's for the others.
+// chain exists (user) and saved's for the others.
 func mergeUser(kernel []UserRule, user userChains, saved []UserRule) []UserRule {
 	out := []UserRule{}
 	for _, f := range nft.Families {
@@ -236,15 +260,10 @@ func mergeUser(kernel []UserRule, user userChains, saved []UserRule) []UserRule 
 	return out
 }
 
-// unknownFindings reports what can be seen in the snapshot have when
-// the state is unknown (why).
-func unknownFindings(have []nft.TableState, why error) []Finding {
-	var out []Finding
-	if findTable(have, nft.IPv4) == nil {
-		out = append(out, Finding{Family: nft.IPv4, Object: "table " + nft.TableName, Problem: "missing (dnft's table is gone)"})
-	}
+// unknownFinding says that the state is unknown, and why.
+func unknownFinding(why error) Finding {
 	msg := strings.TrimPrefix(why.Error(), ErrStateUnknown.Error()+": ")
-	return append(out, Finding{Family: nft.IPv4, Object: "state", Problem: "unknown (" + msg + "): pass a state saved with dnft save (--state FILE) to check against"})
+	return Finding{Family: nft.IPv4, Object: "state", Problem: "unknown (" + msg + "): pass a state saved with dnft save (--state FILE) to check against"}
 }
 
 // compareTables lists the differences between the tables dnft's state
@@ -282,7 +301,7 @@ func compareChains(w, h *nft.TableState, add func(object, problem string)) {
 			add(obj, fmt.Sprintf("changed (%s, want %s)", baseText(hc.Base), baseText(wc.Base)))
 		}
 		if wc.Name != chains.DockerUser {
-			compareRules(obj, wc.Rules, hc.Rules, add)
+			compareRules(w.Family, obj, wc.Rules, hc.Rules, add)
 		}
 	}
 	for _, hc := range h.Chains {
@@ -300,55 +319,89 @@ func baseText(b *nft.Base) string {
 	if b == nil {
 		return "regular chain"
 	}
-	s := fmt.Sprintf("type %s hook %d priority %d", b.Type, b.Hook, b.Priority)
-	if b.Policy != nft.PolicyAccept {
-		s += " policy " + b.Policy.String()
-	}
-	return s
+	return fmt.Sprintf("type %s hook %s priority %d policy %s", b.Type, b.Hook, b.Priority, b.Policy)
 }
 
-// compareRules compares a chain's rules by comment and order.
-func compareRules(obj string, want, have []nft.RuleState, add func(object, problem string)) {
-	comments := func(rs []nft.RuleState) []string {
-		out := make([]string, len(rs))
-		for i, r := range rs {
-			out[i] = strconv.Quote(r.Comment)
-		}
-		return out
+// compareRules compares a chain's rules (of family f) by what they do —
+// their expressions in canonical form (see [nft.CanonicalExprs]) — and
+// comment, then by order. A rule of the kernel that differs from the rule
+// dnft wrote under the same comment is reported as changed. want's
+// expressions are canonical already (see [nft.Tx.Objects]).
+func compareRules(f nft.Family, obj string, want, have []nft.RuleState, add func(object, problem string)) {
+	// The kernel's rules in canonical form, or why they have none.
+	type read struct {
+		nft.RuleState
+		unreadable string
 	}
-	wc, hc := comments(want), comments(have)
-	xt := slices.ContainsFunc(have, func(r nft.RuleState) bool { return r.Xt })
-	if slices.Equal(wc, hc) && !xt {
+	hs := make([]read, len(have))
+	for i, h := range have {
+		hs[i].RuleState = h
+		canon, err := nft.CanonicalExprs(f, h.Exprs)
+		if err != nil {
+			var re *nft.RawRuleError
+			if errors.As(err, &re) {
+				err = errors.New(re.Reason)
+			}
+			hs[i].unreadable = err.Error()
+		}
+		hs[i].Exprs = canon
+	}
+	key := func(r nft.RuleState) string { return r.Comment + "\x00" + string(r.Exprs) }
+	if slices.EqualFunc(want, hs, func(w nft.RuleState, h read) bool { return h.unreadable == "" && key(w) == key(h.RuleState) }) {
 		return
 	}
-	left := map[string]int{}
-	for _, c := range wc {
-		left[c]++
+	left := make(map[string]int, len(want))
+	for _, w := range want {
+		left[key(w)]++
 	}
-	moved := true
-	for i, r := range have {
-		c := hc[i]
+	var extra []read
+	for _, h := range hs {
+		if k := key(h.RuleState); h.unreadable == "" && left[k] > 0 {
+			left[k]--
+			continue
+		}
+		extra = append(extra, h)
+	}
+	var missing []nft.RuleState
+	for _, w := range want {
+		if k := key(w); left[k] > 0 {
+			left[k]--
+			missing = append(missing, w)
+		}
+	}
+	if len(extra) == 0 && len(missing) == 0 {
+		add(obj, fmt.Sprintf("rules out of order (have %s, want %s)", comments(have), comments(want)))
+		return
+	}
+	for _, h := range extra {
+		what := fmt.Sprintf("%s rule %s (handle %d)", obj, strconv.Quote(h.Comment), h.Handle)
+		i := slices.IndexFunc(missing, func(w nft.RuleState) bool { return w.Comment == h.Comment })
 		switch {
-		case r.Xt:
-			add(fmt.Sprintf("%s rule %s (handle %d)", obj, c, r.Handle), "has iptables-compat (xt) expressions: not dnft's")
-			moved = false
-		case left[c] > 0:
-			left[c]--
+		case h.Xt:
+			add(what, "has iptables-compat (xt) expressions: not dnft's")
+		case i >= 0 && h.unreadable != "":
+			add(what, "changed: "+h.unreadable+", unlike dnft's rule")
+		case i >= 0:
+			add(what, "changed: does something else than dnft's rule with this comment")
 		default:
-			add(fmt.Sprintf("%s rule %s (handle %d)", obj, c, r.Handle), "not dnft's")
-			moved = false
+			add(what, "not dnft's")
+		}
+		if i >= 0 {
+			missing = slices.Delete(missing, i, i+1)
 		}
 	}
-	for _, c := range wc {
-		if left[c] > 0 {
-			left[c]--
-			add(fmt.Sprintf("%s rule %s", obj, c), "missing")
-			moved = false
-		}
+	for _, w := range missing {
+		add(fmt.Sprintf("%s rule %s", obj, strconv.Quote(w.Comment)), "missing")
 	}
-	if moved {
-		add(obj, fmt.Sprintf("rules out of order (have %s, want %s)", strings.Join(hc, ", "), strings.Join(wc, ", ")))
+}
+
+// comments lists the comments of rules, quoted.
+func comments(rs []nft.RuleState) string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = strconv.Quote(r.Comment)
 	}
+	return strings.Join(out, ", ")
 }
 
 func compareSets(f nft.Family, w, h *nft.TableState, specs map[string]nft.Set, add func(object, problem string)) {
@@ -361,34 +414,40 @@ func compareSets(f nft.Family, w, h *nft.TableState, specs map[string]nft.Set, a
 		}
 		spec, known := specs[ws.Name]
 		text := func(e nft.ElementState) string { return elemText(f, spec, known, e) }
-		index := map[string]nft.ElementState{}
-		for _, e := range hs.Elements {
-			index[elemKey(e)] = e
-		}
-		n := 0
-		report := func(e nft.ElementState, problem string) {
-			if n++; n <= maxElemFindings {
-				add(obj+" element "+text(e), problem)
+		// The kernel's elements by key (interval ends apart), then
+		// matched: O(n) for n elements.
+		index := make(map[string]int, len(hs.Elements))
+		for i, e := range hs.Elements {
+			if e.IntervalEnd {
+				index["end/"+string(e.Key)] = i
+			} else {
+				index[string(e.Key)] = i
 			}
 		}
+		matched := make([]bool, len(hs.Elements))
+		report := func(e nft.ElementState, problem string) { add(obj+" element "+text(e), problem) }
 		for _, we := range ws.Elements {
-			k := elemKey(we)
-			he, ok := index[k]
-			delete(index, k)
+			var i int
+			var ok bool
+			if we.IntervalEnd {
+				i, ok = index["end/"+string(we.Key)]
+			} else {
+				i, ok = index[string(we.Key)]
+			}
 			switch {
-			case !ok:
+			case !ok || matched[i]:
 				report(we, "missing")
-			case !sameElem(we, he):
-				report(we, fmt.Sprintf("changed (%s, want %s)", elemData(f, he), elemData(f, we)))
+			case !sameElem(we, hs.Elements[i]):
+				matched[i] = true
+				report(we, fmt.Sprintf("changed (%s, want %s)", elemData(f, hs.Elements[i]), elemData(f, we)))
+			default:
+				matched[i] = true
 			}
 		}
-		for _, he := range hs.Elements {
-			if _, extra := index[elemKey(he)]; extra {
+		for i, he := range hs.Elements {
+			if !matched[i] {
 				report(he, "not dnft's")
 			}
-		}
-		if n > maxElemFindings {
-			add(obj, fmt.Sprintf("%d more element(s) differ", n-maxElemFindings))
 		}
 	}
 	for _, hs := range h.Sets {

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/dnft/dnft/chains"
+	"github.com/dnft/dnft/ingress"
 	"github.com/dnft/dnft/nft"
 	"github.com/dnft/dnft/portmap"
 )
@@ -120,7 +121,9 @@ func Open(ctx context.Context, netns string) (*Firewall, error) {
 		c.Close()
 		return nil, err
 	}
-	return &Firewall{conn: c, lk: nsLock{path: path}}, nil
+	fw := &Firewall{conn: c, lk: nsLock{path: path}}
+	c.SetCommitHook(fw.lk.record)
+	return fw, nil
 }
 
 // exclusive takes the namespace lock for a mutating operation: it is
@@ -195,11 +198,7 @@ func (fw *Firewall) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s, ok, err := fw.conn.ReadSet(ctx, nft.IPv4, chains.SetNetworks)
-	if err != nil {
-		return err
-	}
-	d, nets, initialized, err := chains.ReadState(s, ok)
+	d, nets, initialized, err := readState(ctx, fw.conn)
 	if err != nil {
 		return err
 	}
@@ -221,6 +220,20 @@ func (fw *Firewall) current(ctx context.Context) error {
 		}
 	}
 	return fw.load(ctx)
+}
+
+// readState reads the daemon and network records from r (see
+// [chains.ReadState]): two sets of a few elements per network.
+func readState(ctx context.Context, r ingress.Reader) (chains.DaemonConfig, []chains.Network, bool, error) {
+	var sets [2]nft.SetState
+	var ok [2]bool
+	for i, name := range []string{chains.SetNetworks, chains.MapForwardOut} {
+		var err error
+		if sets[i], ok[i], err = r.ReadSet(ctx, nft.IPv4, name); err != nil {
+			return chains.DaemonConfig{}, nil, false, err
+		}
+	}
+	return chains.ReadState(sets[0], ok[0], sets[1], ok[1])
 }
 
 // state returns the daemon configuration and networks (a copy) for an
@@ -557,6 +570,15 @@ func (fw *Firewall) Reset(ctx context.Context) error {
 	}
 	// No generation check: Reset must work whatever the state.
 	fw.v = view{}
+	if tx.Len() == 0 {
+		g, err := fw.conn.Generation(ctx)
+		if err != nil {
+			return fmt.Errorf("reset: %w", err)
+		}
+		return fw.lk.recordReset(g)
+	}
+	fw.lk.next = commitReset
+	defer func() { fw.lk.next = commitChange }()
 	if err := fw.conn.Apply(ctx, tx); err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/dnft/dnft/chains"
 	"github.com/dnft/dnft/ingress"
 	"github.com/dnft/dnft/nft"
 	"github.com/dnft/dnft/portmap"
@@ -18,25 +19,29 @@ type IngressPort = ingress.Port
 // with its reference count (see [ingress.Published]).
 type IngressPublished = ingress.Published
 
-// PublishIngress publishes an ingress port in one batch (CONTRACT.md §2,
-// ingress): the DNAT in nat prerouting and output before DOCKER's, the
-// forward accepts after DOCKER-USER and before isolation, and the
-// masquerade of host-originated traffic into the gateway bridge. The first
-// publication of a family creates the DOCKER-INGRESS chains, jumps and
-// maps. Publishing the same port, protocol, target and gateway again
-// increments its reference count, as swarm does.
+// PublishIngress publishes ingress ports (p and more) in one batch
+// (CONTRACT.md §2, ingress): the DNAT in nat prerouting and output before
+// DOCKER's, the forward accepts after DOCKER-USER and before isolation,
+// and the masquerade of host-originated traffic into the gateway bridge.
+// The first publication of a family creates the DOCKER-INGRESS chains,
+// jumps and maps. Publishing the same port, protocol, target and gateway
+// again increments its reference count, as swarm does.
 //
 // It is refused with a FieldError, and nothing changes, when the input is
-// bad, when the port is held by another ingress target or gateway, or when
+// bad, when a port is held by another ingress target or gateway, or when
 // a container binding publishes the same host port and protocol on any
-// address. When the port is the first IPv4 one on its gateway bridge it
+// address. When a port is the first IPv4 one on its gateway bridge it
 // sets route_localnet=1 on the bridge, if the bridge exists (as Docker
-// does, once), so that 127.0.0.1:PORT reaches the sandbox.
+// does), so that 127.0.0.1:PORT reaches the sandbox;
+// [Firewall.UnpublishIngress] turns it off again with the gateway's last
+// port, unless a network needs it.
 //
 // Its reads are the cached daemon record and binding index (reloaded only
-// when someone else changed the ruleset) and the port's ingress-dnat
-// element (see [ingress.Publish] and [ingress.ElementGetter]).
-func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
+// when someone else changed the ruleset) and each port's ingress-dnat
+// element (see [ingress.Publish] and [ingress.ElementGetter]); several
+// ports also read the ingress chains and maps and the four base chains
+// they hook into.
+func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort, more ...IngressPort) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
 	defer func() { fw.portOps++ }()
@@ -45,44 +50,123 @@ func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort) error {
 		return fmt.Errorf("publish ingress: %w", err)
 	}
 	defer unlock()
-	var (
-		np ingress.Port
-		ch ingress.Change
-	)
+	var gateways []string
 	err = fw.retry(func() error {
+		gateways = nil
 		d, nets, err := fw.state(ctx)
 		if err != nil {
 			return fmt.Errorf("publish ingress: %w", err)
 		}
-		np, err = ingress.Normalize(d, p)
-		if err != nil {
-			return fmt.Errorf("publish ingress: %w", err)
-		}
-		if err := fw.checkIngressPort(ctx, d, np); err != nil {
-			return err
+		ports := append([]IngressPort{p}, more...)
+		for i, p := range ports {
+			np, err := ingress.Normalize(d, p)
+			if err != nil {
+				return fmt.Errorf("publish ingress: %w", err)
+			}
+			if err := fw.checkIngressPort(ctx, d, np); err != nil {
+				return err
+			}
+			ports[i] = np
 		}
 		tx := &nft.Tx{}
-		ch, err = ingress.Publish(ctx, fw.conn, tx, np, fw.seq())
-		if err != nil {
-			return fmt.Errorf("publish ingress: %w", err)
+		// One port reads the kernel through single-element gets; several
+		// are queued on one transaction, each reading what the ones before
+		// queued.
+		var r ingress.Reader = fw.conn
+		if len(ports) > 1 {
+			r = newTxReader(tx, func() ([]nft.TableState, error) { return fw.ingressBase(ctx) })
 		}
-		if ch.NewGateway {
-			newGatewayYields(tx, d, nets, np.Family(), np.GwBridge, ch.Published.Seq)
+		for _, np := range ports {
+			ch, err := ingress.Publish(ctx, r, tx, np, fw.seq())
+			if err != nil {
+				return fmt.Errorf("publish ingress %s: %w", np, err)
+			}
+			if ch.NewGateway {
+				newGatewayYields(tx, d, nets, np.Family(), np.GwBridge, ch.Published.Seq)
+				if np.Target.Is4() {
+					gateways = append(gateways, gatewayName(np.GwBridge))
+				}
+			}
 		}
 		// Ingress changes no network and no container binding: the view
-		// stays valid, with the family's ingress maps now present.
-		fam := np.Family()
-		if err := fw.commit(ctx, tx, func(v *view) { v.ingress[famIndex(fam)] = 2 }); err != nil {
-			return fmt.Errorf("publish ingress %s: %w", np, err)
-		}
-		return nil
+		// stays valid, with the families' ingress maps now present.
+		return fw.commit(ctx, tx, func(v *view) {
+			for _, np := range ports {
+				v.ingress[famIndex(np.Family())] = 2
+			}
+		})
 	})
 	if err != nil {
 		return err
 	}
-	if ch.NewGateway && np.Target.Is4() {
-		if err := fw.routeLocalnet(gatewayName(np.GwBridge)); err != nil {
-			return fmt.Errorf("publish ingress %s: %w", np, err)
+	for _, gw := range gateways {
+		if _, err := fw.applyLinks(ctx, linkWant{gw: {RouteLocalnet: true}}); err != nil {
+			return fmt.Errorf("publish ingress on %s: %w", gw, err)
+		}
+	}
+	return nil
+}
+
+// ingressBase reads what ingress publications read of dnft's tables: the
+// ingress sets and chains and the four base chains they hook into, in
+// every IP family that has a table (a few rules, and an element per
+// ingress port).
+func (fw *Firewall) ingressBase(ctx context.Context) ([]nft.TableState, error) {
+	var out []nft.TableState
+	for _, f := range nft.Families {
+		ok, err := fw.conn.TableExists(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		t := nft.TableState{Family: f}
+		for _, name := range []string{chains.NATPrerouting, chains.NATOutput, chains.FilterForward, chains.NATPostrouting, ingress.NATChain, ingress.FilterChain} {
+			c, ok, err := fw.conn.ReadChain(ctx, f, name)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				t.Chains = append(t.Chains, c)
+			}
+		}
+		for _, name := range []string{ingress.MapDNAT, ingress.SetPorts, ingress.SetReplies, ingress.SetGateways} {
+			s, ok, err := fw.conn.ReadSet(ctx, f, name)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				t.Sets = append(t.Sets, s)
+			}
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// localnetOff turns route_localnet off on the gateways whose last IPv4
+// ingress port a commit removed (ch from ingress.Unpublish), when the
+// bridge exists and no network needs it (see [chains.Links]).
+func (fw *Firewall) localnetOff(ch []ingress.Change, d DaemonConfig, nets []Network) error {
+	need := chains.Links(d, nets, nil)
+	for _, c := range ch {
+		if !c.GatewayGone || !c.Target.Is4() {
+			continue
+		}
+		gw := gatewayName(c.GwBridge)
+		if need[gw].RouteLocalnet {
+			continue
+		}
+		key := "net/ipv4/conf/" + gw + "/route_localnet"
+		if v, ok, err := fw.conn.Sysctl(key); err != nil || !ok || v == "0" {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := fw.conn.SetSysctl(key, "0"); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -115,7 +199,10 @@ func (fw *Firewall) checkIngressPort(ctx context.Context, d DaemonConfig, np ing
 // must match the publication. The last reference removes the port; the
 // last port of a family removes the family's DOCKER-INGRESS chains, jumps,
 // masquerade rule and maps. A port that is not published is refused with
-// a FieldError. route_localnet is left as it is, as Docker leaves it.
+// a FieldError. The last IPv4 port of a gateway bridge turns
+// route_localnet off on it again, unless a network needs it: dnft turned
+// it on for ingress, and left on, containers on that bridge could reach
+// the host's services bound to 127.0.0.1.
 func (fw *Firewall) UnpublishIngress(ctx context.Context, p IngressPort) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
@@ -124,8 +211,14 @@ func (fw *Firewall) UnpublishIngress(ctx context.Context, p IngressPort) error {
 		return fmt.Errorf("unpublish ingress: %w", err)
 	}
 	defer unlock()
-	return fw.retry(func() error {
-		d, nets, err := fw.state(ctx)
+	var (
+		done []ingress.Change
+		d    DaemonConfig
+		nets []Network
+	)
+	err = fw.retry(func() error {
+		var err error
+		d, nets, err = fw.state(ctx)
 		if err != nil {
 			return fmt.Errorf("unpublish ingress: %w", err)
 		}
@@ -138,11 +231,15 @@ func (fw *Firewall) UnpublishIngress(ctx context.Context, p IngressPort) error {
 			return fmt.Errorf("unpublish ingress: %w", err)
 		}
 		tx := &nft.Tx{}
-		done, err := ingress.Unpublish(ctx, fw.conn, tx, d, np)
+		done, err = ingress.Unpublish(ctx, fw.conn, tx, d, np)
 		if err != nil {
 			return fmt.Errorf("unpublish ingress: %w", err)
 		}
-		unpublishYields(tx, d, nets, before, done)
+		was := make([]IngressPublished, len(done))
+		for i, c := range done {
+			was[i] = c.Published
+		}
+		unpublishYields(tx, d, nets, before, was)
 		// The last port of a family removes its ingress maps: find out
 		// again when needed.
 		if err := fw.commit(ctx, tx, func(v *view) { v.ingress = [2]uint8{} }); err != nil {
@@ -150,6 +247,13 @@ func (fw *Firewall) UnpublishIngress(ctx context.Context, p IngressPort) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if err := fw.localnetOff(done, d, nets); err != nil {
+		return fmt.Errorf("unpublish ingress: %w", err)
+	}
+	return nil
 }
 
 // Ingress lists the ingress publications of every family, oldest first,

@@ -13,7 +13,8 @@ import (
 // LockDir is the directory of the namespace lock files. Each network
 // namespace has one, named after the namespace's device and inode
 // numbers, so that every path to the same namespace (/run/netns/NAME,
-// /proc/PID/ns/net) finds the same lock. It holds no state.
+// /proc/PID/ns/net) finds the same lock. It also holds the commit
+// journal (see journal.go), which tells a watch the commits of dnft.
 var LockDir = "/run/dnft"
 
 // nsLock serializes the operations of every dnft process and every
@@ -25,6 +26,9 @@ var LockDir = "/run/dnft"
 type nsLock struct {
 	path string
 	f    *os.File // opened on first use
+	// next is the kind of the next commit, for the journal (see
+	// [nsLock.record]); reset after each.
+	next uint32
 }
 
 // lockPath returns the lock file of the namespace open as fd.
@@ -37,7 +41,8 @@ func lockPath(fd int) (string, error) {
 }
 
 // open opens (and creates) the lock file: the directory 0700, the file
-// 0600.
+// 0600. Creating a lock file, which happens once per namespace, also
+// removes the lock files of namespaces that are gone (see [pruneLocks]).
 func (l *nsLock) open() error {
 	if l.f != nil {
 		return nil
@@ -45,7 +50,12 @@ func (l *nsLock) open() error {
 	if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
 		return fmt.Errorf("namespace lock: %w", err)
 	}
-	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		pruneLocks(filepath.Dir(l.path), l.path)
+	} else if errors.Is(err, os.ErrExist) {
+		f, err = os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
+	}
 	if err != nil {
 		return fmt.Errorf("namespace lock: %w", err)
 	}
@@ -53,9 +63,34 @@ func (l *nsLock) open() error {
 	return nil
 }
 
+// current reports whether the open lock file is still the one at its
+// path: a lock file removed by [pruneLocks] while this one waited must
+// be opened again, or two processes would lock different files.
+func (l *nsLock) current() bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(int(l.f.Fd()), &a) != nil || unix.Stat(l.path, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
+}
+
 // lock takes the lock, exclusive or shared, waiting as long as ctx
 // allows. The returned function releases it.
 func (l *nsLock) lock(ctx context.Context, exclusive bool) (func(), error) {
+	for range 5 {
+		unlock, err := l.lockOnce(ctx, exclusive)
+		if err != nil || l.current() {
+			return unlock, err
+		}
+		// The file was removed as stale while we waited for it.
+		unlock()
+		_ = l.close()
+	}
+	return nil, fmt.Errorf("namespace lock %s: the lock file keeps being replaced", l.path)
+}
+
+// lockOnce takes the lock of the lock file open now.
+func (l *nsLock) lockOnce(ctx context.Context, exclusive bool) (func(), error) {
 	if err := l.open(); err != nil {
 		return nil, err
 	}

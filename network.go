@@ -50,6 +50,7 @@ func (fw *Firewall) CreateNetwork(ctx context.Context, n NetworkConfig) error {
 		if err := chains.CheckNew(n, nets); err != nil {
 			return fmt.Errorf("create network: %w", err)
 		}
+
 		if n.Subnet6.IsValid() && !d.IPv6 {
 			return fmt.Errorf("create network: %w", &FieldError{Field: "subnet", Value: n.Subnet6.String(), Reason: "IPv6 is not enabled (init --ipv6)"})
 		}

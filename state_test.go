@@ -1,10 +1,13 @@
 package dnft
 
 import (
+	"context"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
 
+	"github.com/dnft/dnft/nft"
 	"github.com/stretchr/testify/require"
 )
 
@@ -91,6 +94,16 @@ func TestParseStateErrors(t *testing.T) {
 		{"bad base64", edit(`"docker_user": []`, `"docker_user": [{"family": "ip", "expr": "!!"}]`), "docker_user[0].expr", "not base64"},
 		{"bad expressions", edit(`"docker_user": []`, `"docker_user": [{"family": "ip", "expr": "AAAA"}]`), "docker_user[0].expr", "bad expression list"},
 		{"no expressions", edit(`"docker_user": []`, `"docker_user": [{"family": "ip", "expr": ""}]`), "docker_user[0].expr", "no expressions"},
+		{"user rule loops", edit(`"docker_user": []`, `"docker_user": [{"family": "ip", "expr": "`+jumpExpr(t, "DOCKER-USER")+`"}]`), "docker_user[0]", "a loop"},
+		{"user rule to a base chain", edit(`"docker_user": []`, `"docker_user": [{"family": "ip", "expr": "`+jumpExpr(t, "filter-FORWARD")+`"}]`), "docker_user[0]", "base chain"},
+		{"/32 subnet", edit(`"172.19.0.0/16"`, `"172.19.0.0/32"`), "networks[1].subnets", "too small"},
+		{"loopback subnet", edit(`"172.19.0.0/16"`, `"127.19.0.0/16"`), "networks[1].subnets", "loopback"},
+		{"multicast subnet", edit(`"172.19.0.0/16"`, `"224.19.0.0/16"`), "networks[1].subnets", "multicast"},
+		{"bridge lo", edit(`"br-b"`, `"lo"`), "networks[1].bridge", "loopback"},
+		{"bridge wildcard", edit(`"br-b"`, `"br+"`), "networks[1].bridge", "wildcard"},
+		{"network address", edit(`"172.19.0.2"`, `"172.19.0.0"`), "ports[1].container_ip", "network address"},
+		{"broadcast address", edit(`"172.19.0.2"`, `"172.19.255.255"`), "ports[1].container_ip", "broadcast address"},
+		{"record too long", edit(`"icc": false`, `"icc": false, "name": "`+strings.Repeat("b", 64)+`", "host_ipv4": "192.0.2.9"`), "networks[1].name", "more than the 128"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseState([]byte(tc.doc))
@@ -131,4 +144,25 @@ func FuzzParseState(f *testing.F) {
 			t.Fatalf("encoding not stable:\n%s\n%s", doc, doc2)
 		}
 	})
+}
+
+// TestParseStateBounded: validation stops when its context is done, and
+// values echoed in errors are cut to a sane length.
+func TestParseStateBounded(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := ParseStateContext(ctx, []byte(sampleDoc))
+	require.ErrorIs(t, err, context.Canceled)
+
+	long := strings.Repeat("x", 100000)
+	_, err = ParseState([]byte(strings.Replace(sampleDoc, `"name": "b"`, `"name": "`+long+`"`, 1)))
+	require.Error(t, err)
+	require.Less(t, len(err.Error()), 400, "the value is cut: %.200s", err)
+}
+
+// jumpExpr is the expressions of a rule that jumps to chain, in base64.
+func jumpExpr(t *testing.T, chain string) string {
+	r, err := nft.EncodeUserRule(nft.Rule{Family: nft.IPv4, Action: nft.Verdict{Kind: nft.Jump, Chain: chain}})
+	require.NoError(t, err)
+	return base64.StdEncoding.EncodeToString(r.Exprs)
 }

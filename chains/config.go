@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/netip"
 
+	"strings"
+
 	"github.com/dnft/dnft/nft"
 )
 
@@ -108,8 +110,10 @@ type FieldError struct {
 	Reason string
 }
 
+// Error says "invalid FIELD "VALUE": REASON", with the value cut to a
+// length fit for a message (see [Clip]).
 func (e *FieldError) Error() string {
-	return fmt.Sprintf("invalid %s %q: %s", e.Field, e.Value, e.Reason)
+	return fmt.Sprintf("invalid %s %q: %s", e.Field, Clip(e.Value), e.Reason)
 }
 
 // validName reports whether a network name is 1-64 letters, digits,
@@ -130,17 +134,89 @@ func validName(s string) bool {
 	return true
 }
 
-// ValidateIfName checks an interface name the way the kernel does.
+// ValidName reports whether name is a valid network name.
+func ValidName(name string) bool { return validName(name) }
+
+// ValidateIfName checks an interface name the way the kernel does, and
+// refuses the names that would not mean one interface to dnft's rules,
+// the iptables view or the per-interface sysctls: "." and "..", "lo",
+// "all" and "default" (directories of net/ipv4/conf), names with '*' (a
+// wildcard to nft) and names ending in '+' (a wildcard to iptables).
 func ValidateIfName(field, name string) error {
 	switch {
 	case name == "":
 		return &FieldError{field, name, "must not be empty"}
 	case len(name) > 15:
-		return &FieldError{field, name, fmt.Sprintf("interface names are at most 15 bytes, this one has %d", len(name))}
+		return &FieldError{field, Clip(name), fmt.Sprintf("interface names are at most 15 bytes, this one has %d", len(name))}
 	}
-	for _, c := range name {
+	for _, c := range []byte(name) {
 		if c == '/' || c == ' ' || c == ':' || c < 0x21 || c > 0x7e || c == '"' {
 			return &FieldError{field, name, "interface names may not contain '/', ':', '\"', spaces or control characters"}
+		}
+	}
+	switch {
+	case name == "." || name == "..":
+		return &FieldError{field, name, "is not an interface name"}
+	case name == "lo":
+		return &FieldError{field, name, "is the loopback interface, not a bridge"}
+	case name == "all" || name == "default":
+		return &FieldError{field, name, "names the per-interface sysctl defaults (net/ipv4/conf/" + name + "), not an interface"}
+	case strings.ContainsRune(name, '*'):
+		return &FieldError{field, name, "'*' is a wildcard in nft interface matches"}
+	case strings.HasSuffix(name, "+"):
+		return &FieldError{field, name, "a trailing '+' is a wildcard in iptables interface matches"}
+	}
+	return nil
+}
+
+// maxValueLen bounds the values echoed in error messages.
+const maxValueLen = 64
+
+// Clip returns s cut to a length fit for an error message, marked with
+// "..." when cut.
+func Clip(s string) string {
+	if len(s) <= maxValueLen {
+		return s
+	}
+	return s[:maxValueLen] + "..."
+}
+
+// Reserved IPv4 ranges that cannot be a network's subnet.
+var badSubnets4 = []struct {
+	p   netip.Prefix
+	why string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "overlaps 0.0.0.0/8 (\"this network\")"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "overlaps the loopback range 127.0.0.0/8"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "overlaps the multicast range 224.0.0.0/4"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "overlaps the reserved range 240.0.0.0/4"},
+}
+
+// Reserved IPv6 ranges that cannot be a network's subnet.
+var badSubnets6 = []struct {
+	p   netip.Prefix
+	why string
+}{
+	{netip.MustParsePrefix("::/127"), "holds the unspecified or the loopback address"},
+	{netip.MustParsePrefix("::ffff:0:0/96"), "overlaps the IPv4-mapped range ::ffff:0:0/96"},
+	{netip.MustParsePrefix("ff00::/8"), "overlaps the multicast range ff00::/8"},
+}
+
+// checkSubnet refuses a subnet that holds no container address or
+// overlaps a reserved range.
+func checkSubnet(p netip.Prefix) error {
+	bad := func(reason string) error { return &FieldError{"subnet", p.String(), reason} }
+	bits := 32
+	ranges := badSubnets4
+	if p.Addr().Is6() {
+		bits, ranges = 128, badSubnets6
+	}
+	if p.Bits() > bits-2 {
+		return bad(fmt.Sprintf("too small: a /%d has no address for a container besides its network and broadcast addresses", p.Bits()))
+	}
+	for _, r := range ranges {
+		if r.p.Overlaps(p) {
+			return bad(r.why)
 		}
 	}
 	return nil
@@ -149,7 +225,7 @@ func ValidateIfName(field, name string) error {
 // Validate checks the configuration on its own (not against other networks).
 func (c NetworkConfig) Validate() error {
 	if !validName(c.Name) {
-		return &FieldError{"name", c.Name, "must be 1-64 characters of letters, digits, '_', '.', '-', starting with a letter or digit"}
+		return &FieldError{"name", Clip(c.Name), "must be 1-64 characters of letters, digits, '_', '.', '-', starting with a letter or digit"}
 	}
 	if err := ValidateIfName("bridge", c.Bridge); err != nil {
 		return err
@@ -163,12 +239,18 @@ func (c NetworkConfig) Validate() error {
 	if c.Subnet4 != c.Subnet4.Masked() {
 		return &FieldError{"subnet", c.Subnet4.String(), fmt.Sprintf("has host bits set (did you mean %s?)", c.Subnet4.Masked())}
 	}
+	if err := checkSubnet(c.Subnet4); err != nil {
+		return err
+	}
 	if c.Subnet6.IsValid() {
 		if !c.Subnet6.Addr().Is6() || c.Subnet6.Addr().Is4In6() {
 			return &FieldError{"subnet", c.Subnet6.String(), "the second subnet must be IPv6"}
 		}
 		if c.Subnet6 != c.Subnet6.Masked() {
 			return &FieldError{"subnet", c.Subnet6.String(), fmt.Sprintf("has host bits set (did you mean %s?)", c.Subnet6.Masked())}
+		}
+		if err := checkSubnet(c.Subnet6); err != nil {
+			return err
 		}
 	}
 	if c.HostIPv4.IsValid() && !c.HostIPv4.Is4() {

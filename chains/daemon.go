@@ -43,6 +43,11 @@ func NATReturnSet(f nft.Family) nft.Set {
 // NetworksSet is the set that records networks (IPv4 table).
 func NetworksSet() nft.Set { return ifnameSet(nft.IPv4, SetNetworks) }
 
+// ForwardOutMap is the map that dispatches by input bridge to the
+// FORWARD__B chains; in the IPv4 table its elements also hold the second
+// copy of the network and daemon records.
+func ForwardOutMap(f nft.Family) nft.Set { return ifnameVMap(f, MapForwardOut) }
+
 // daemonKey is the key of the element of the networks set that records
 // the daemon configuration; no interface can be named like it.
 const daemonKey = "dnft/daemon"
@@ -175,6 +180,11 @@ func initFamily(tx *nft.Tx, d DaemonConfig, f nft.Family) {
 	tx.AddSet(NATReturnSet(f))
 	for _, m := range []string{MapIsolationOut, MapIsolationIn, MapForwardIn, MapForwardOut, MapPostroutingOut} {
 		tx.AddSet(ifnameVMap(f, m))
+	}
+	if f == nft.IPv4 {
+		// The second copy of the daemon record. No interface has its
+		// key's name, so the element never matches a packet.
+		tx.AddElements(ForwardOutMap(f), nft.Element{Key: []nft.Value{nft.Ifname(daemonKey)}, Verdict: &nft.Verdict{Kind: nft.Return}, Comment: EncodeDaemon(d)})
 	}
 	tx.AddSet(subnetVMap(f, MapPostroutingSrc, nft.FieldSaddr))
 	tx.AddSet(subnetVMap(f, MapRawDirect, nft.FieldDaddr))

@@ -28,9 +28,10 @@ const (
 
 // Sets and maps shared by all networks.
 const (
-	// SetNetworks holds one element per network (IPv4 table only); the
-	// element's comment is the network's configuration and the set's
-	// comment the daemon's. It is how a later process learns the state.
+	// SetNetworks holds one element per network (IPv4 table only), whose
+	// comment is the network's record, and the daemon's record on the
+	// element keyed "dnft/daemon". It is how a later process learns the
+	// state; MapForwardOut keeps a second copy of every record.
 	SetNetworks = "networks"
 	// SetIsolationBridges holds the bridges of non-internal networks.
 	SetIsolationBridges = "isolation-bridges"
@@ -40,7 +41,10 @@ const (
 	MapIsolationIn = "isolation-in"
 	// MapForwardIn dispatches by output bridge to DOCKER__B.
 	MapForwardIn = "forward-in"
-	// MapForwardOut dispatches by input bridge to FORWARD__B.
+	// MapForwardOut dispatches by input bridge to FORWARD__B. In the IPv4
+	// table, element comments are the network records, and the element
+	// keyed "dnft/daemon" (which no packet matches) holds the daemon
+	// record: the second copies (see SetNetworks).
 	MapForwardOut = "forward-out"
 	// SetNATReturn holds bridges whose packets skip DNAT (masquerade on
 	// and userland proxy on: iptables' `-t nat -I DOCKER -i B -j RETURN`).

@@ -88,8 +88,15 @@ func networkObjects(d DaemonConfig, n Network, f nft.Family) objects {
 		elem(iccOffSet(f), nft.Element{Prefix: s})
 	}
 
+	// The network's record, kept twice in the IPv4 table (see
+	// [ReadState]): in the networks set and on its forward-out element.
+	var record string
 	if f == nft.IPv4 {
-		elem(NetworksSet(), nft.Element{Key: []nft.Value{nft.Ifname(b)}, Comment: EncodeNetwork(n)})
+		record = EncodeNetwork(n)
+		elem(NetworksSet(), nft.Element{Key: []nft.Value{nft.Ifname(b)}, Comment: record})
+	}
+	forwardOut := func() {
+		elem(ForwardOutMap(f), nft.Element{Key: []nft.Value{nft.Ifname(b)}, Verdict: jumpTo(ForwardChain(b)), Comment: record})
 	}
 	if n.Internal {
 		// -I DOCKER-ISOLATION ! -d S -i B -j DROP ; ! -s S -o B -j DROP
@@ -99,7 +106,7 @@ func networkObjects(d DaemonConfig, n Network, f nft.Family) objects {
 		byIf(MapIsolationIn, IsolationInChain(b))
 		// -I/-A FORWARD -i B -o B -j ACCEPT|DROP
 		chain(ForwardChain(b), nft.Rule{Match: []nft.Match{toB}, Action: icc, Comment: "ICC"})
-		byIf(MapForwardOut, ForwardChain(b))
+		forwardOut()
 		return o
 	}
 
@@ -133,7 +140,7 @@ func networkObjects(d DaemonConfig, n Network, f nft.Family) objects {
 	chain(ForwardChain(b),
 		nft.Rule{Match: []nft.Match{notToB}, Action: accept, Comment: "OUTGOING"},
 		nft.Rule{Action: icc, Comment: "ICC"})
-	byIf(MapForwardOut, ForwardChain(b))
+	forwardOut()
 
 	if n.Masquerade {
 		var rules []nft.Rule

@@ -1,52 +1,15 @@
 package chains
 
 import (
+	"cmp"
 	"fmt"
-
-	"github.com/dnft/dnft/nft"
+	"math"
+	"slices"
 )
 
-// ReadState reads the daemon configuration and the networks from the
-// kernel. initialized is false when dnft has not been initialized in the
-// namespace.
-func ReadState(s nft.SetState, ok bool) (d DaemonConfig, nets []Network, initialized bool, err error) {
-	if !ok {
-		return d, nil, false, nil
-	}
-	found := false
-	for _, e := range s.Elements {
-		v, err := nft.DecodeKey(nft.IPv4, []nft.Field{nft.FieldIIFName}, e.Key)
-		if err != nil {
-			return d, nil, true, err
-		}
-		if v[0].Name == daemonKey {
-			d, err = DecodeDaemon(e.Comment)
-			if err != nil {
-				return d, nil, true, err
-			}
-			found = true
-			continue
-		}
-		n, err := DecodeNetwork(v[0].Name, e.Comment)
-		if err != nil {
-			return d, nil, true, err
-		}
-		nets = append(nets, n)
-	}
-	if !found {
-		return d, nil, true, fmt.Errorf("set %s has no daemon record: dnft's table was changed by someone else (reset and init again)", SetNetworks)
-	}
-	SortNetworks(nets)
-	return d, nets, true, nil
-}
-
-// SortNetworks orders networks oldest first.
+// SortNetworks orders networks oldest first (stable).
 func SortNetworks(nets []Network) {
-	for i := 1; i < len(nets); i++ {
-		for j := i; j > 0 && nets[j].Seq < nets[j-1].Seq; j-- {
-			nets[j], nets[j-1] = nets[j-1], nets[j]
-		}
-	}
+	slices.SortStableFunc(nets, func(a, b Network) int { return cmp.Compare(a.Seq, b.Seq) })
 }
 
 // CheckNew validates a new network against the existing ones: its name,
@@ -55,8 +18,8 @@ func CheckNew(n NetworkConfig, existing []Network) error {
 	if err := n.Validate(); err != nil {
 		return err
 	}
-	if len(EncodeNetwork(Network{NetworkConfig: n, Seq: 1 << 62})) > 250 {
-		return &FieldError{"name", n.Name, "network record too long for the kernel's 256-byte comment; use a shorter name"}
+	if l := len(EncodeNetwork(Network{NetworkConfig: n, Seq: math.MaxInt64})); l > MaxRecordLen {
+		return &FieldError{"name", n.Name, fmt.Sprintf("the network's record would take %d bytes, more than the %d of an element comment; use a shorter name", l, MaxRecordLen)}
 	}
 	for _, o := range existing {
 		switch {

@@ -63,7 +63,7 @@ var tableSets = map[string][]string{
 }
 
 // inputSets are the sets the input is decoded from, whatever is shown.
-var inputSets = []string{chains.SetNetworks, portmap.MapDNATHost, portmap.MapDNATAny, ingress.MapDNAT, ingress.SetGateways}
+var inputSets = []string{chains.SetNetworks, chains.MapForwardOut, portmap.MapDNATHost, portmap.MapDNATAny, ingress.MapDNAT, ingress.SetGateways}
 
 // ReadInputFor is ReadInput for a view of some tables only (none: all):
 // the elements of sets that only other tables' counters need (thousands
@@ -132,12 +132,14 @@ func readOnce(ctx context.Context, r Reader, keep func(string) bool) (Input, *Ke
 	if !ok {
 		return in, k, nil
 	}
-	s := v4.Set(chains.SetNetworks)
-	var set nft.SetState
-	if s != nil {
-		set = *s
+	var sets [2]nft.SetState
+	var have [2]bool
+	for i, name := range []string{chains.SetNetworks, chains.MapForwardOut} {
+		if s := v4.Set(name); s != nil {
+			sets[i], have[i] = *s, true
+		}
 	}
-	d, nets, initialized, err := chains.ReadState(set, s != nil)
+	d, nets, initialized, err := chains.ReadState(sets[0], have[0], sets[1], have[1])
 	if err != nil {
 		return in, nil, fmt.Errorf("read dnft state: %w", err)
 	}

@@ -14,8 +14,9 @@ func Prefill(tx *nft.Tx, target netip.Addr, first uint16, n, have int) {
 	var dnat, ports []nft.Element
 	for i := range n {
 		p := Port{GwBridge: DefaultGateway, Proto: portmap.TCP, Port: first + uint16(i), Target: target}
-		dnat = append(dnat, dnatElem(p, portRecord{gw: p.GwBridge, refs: 1, seq: int64(i + 1)}))
-		ports = append(ports, portsElem(p))
+		r := portRecord{gw: p.GwBridge, refs: 1, seq: int64(i + 1)}
+		dnat = append(dnat, dnatElem(p, r))
+		ports = append(ports, portsElem(p, r))
 	}
 	// Chunks of 500: package nft splits element lists by count (1000),
 	// but 1000 commented elements exceed the 64 KiB netlink attribute

@@ -17,8 +17,9 @@ const (
 	// MapDNAT maps l4proto . dport to the ingress sandbox's addr . port;
 	// element comments hold the reference counts.
 	MapDNAT = "ingress-dnat"
-	// SetPorts holds l4proto . port of every ingress port (filter accept
-	// by destination port).
+	// SetPorts holds l4proto . port of every ingress port (filter
+	// accepts); element comments are the second record of each
+	// publication.
 	SetPorts = "ingress-ports"
 	// SetReplies holds the same keys for the accept of established
 	// replies by source port, so that each accept has its own counters.
@@ -85,7 +86,16 @@ func dnatElem(p Port, r portRecord) nft.Element {
 	return e
 }
 
-func portsElem(p Port) nft.Element { return nft.Element{Key: portKey(p.Proto, p.Port)} }
+// portsElem is p's ingress-ports element, whose comment is the second
+// record of the publication ([portRecord.second]); a zero record gives
+// the key only (for deletion).
+func portsElem(p Port, r portRecord) nft.Element {
+	e := nft.Element{Key: portKey(p.Proto, p.Port)}
+	if r.refs > 0 {
+		e.Comment = r.second(p.Target)
+	}
+	return e
+}
 
 // gatewayElem is gw's ingress-gateways element; ports 0 gives the key only.
 func gatewayElem(gw string, ports int) nft.Element {

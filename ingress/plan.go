@@ -16,6 +16,10 @@ type Change struct {
 	// NewGateway is true when the port is the first one on its gateway
 	// bridge in its family (the caller sets route_localnet on it).
 	NewGateway bool
+	// GatewayGone is true when an unpublication removes the last port of
+	// its gateway bridge in its family (the caller turns route_localnet
+	// off again).
+	GatewayGone bool
 }
 
 // Publish queues one publication of p, which must come from [Normalize].
@@ -58,8 +62,8 @@ func Publish(ctx context.Context, r Reader, tx *nft.Tx, p Port, seq int64) (Chan
 	}
 	out := Published{Port: p, Refs: 1, Seq: seq}
 	tx.AddElements(DNATMap(f), dnatElem(p, record(out)))
-	tx.AddElements(PortsSet(f), portsElem(p))
-	tx.AddElements(RepliesSet(f), portsElem(p))
+	tx.AddElements(PortsSet(f), portsElem(p, record(out)))
+	tx.AddElements(RepliesSet(f), portsElem(p, portRecord{}))
 	have := gws[p.GwBridge]
 	setGateway(tx, f, p.GwBridge, have, have+1)
 	return Change{Published: out, NewGateway: have == 0}, nil
@@ -71,14 +75,15 @@ func Publish(ctx context.Context, r Reader, tx *nft.Tx, p Port, seq int64) (Chan
 // decremented; the last reference deletes the port's elements, and the
 // last port of a family deletes all of the family's ingress objects (its
 // rules in the base chains by handle). It returns the publications as they
-// were before. A port that is not published, or published to another
-// target or gateway than p names, is refused with a FieldError.
-func Unpublish(ctx context.Context, r Reader, tx *nft.Tx, d chains.DaemonConfig, p Port) ([]Published, error) {
+// were before, each with GatewayGone set when it was the last port of its
+// gateway. A port that is not published, or published to another target
+// or gateway than p names, is refused with a FieldError.
+func Unpublish(ctx context.Context, r Reader, tx *nft.Tx, d chains.DaemonConfig, p Port) ([]Change, error) {
 	fams := d.Families()
 	if p.Target.IsValid() {
 		fams = []nft.Family{p.Family()}
 	}
-	var done []Published
+	var done []Change
 	for _, f := range fams {
 		held, err := lookup(ctx, r, f, p.Proto, p.Port)
 		if err != nil {
@@ -90,16 +95,18 @@ func Unpublish(ctx context.Context, r Reader, tx *nft.Tx, d chains.DaemonConfig,
 		if err := matches(*held, p); err != nil {
 			return nil, err
 		}
-		done = append(done, *held)
 		if held.Refs > 1 {
 			next := *held
 			next.Refs--
 			rewrite(tx, f, next)
+			done = append(done, Change{Published: *held})
 			continue
 		}
-		if err := remove(ctx, r, tx, f, held.Port); err != nil {
+		gone, err := remove(ctx, r, tx, f, held.Port)
+		if err != nil {
 			return nil, err
 		}
+		done = append(done, Change{Published: *held, GatewayGone: gone})
 	}
 	if len(done) == 0 {
 		return nil, &FieldError{Field: "port", Value: PortProto(p.Port, p.Proto), Reason: "is not published as an ingress port"}
@@ -122,15 +129,17 @@ func matches(held Published, p Port) error {
 }
 
 // remove queues the removal of the last reference of a port of family f:
-// its elements, or, if it is the family's last port, everything.
-func remove(ctx context.Context, r Reader, tx *nft.Tx, f nft.Family, p Port) error {
+// its elements, or, if it is the family's last port, everything. gone
+// says whether it was the last port of its gateway.
+func remove(ctx context.Context, r Reader, tx *nft.Tx, f nft.Family, p Port) (gone bool, err error) {
 	gws, active, err := readGateways(ctx, r, f)
 	if err != nil {
-		return fmt.Errorf("read %s ingress gateways: %w", f, err)
+		return false, fmt.Errorf("read %s ingress gateways: %w", f, err)
 	}
 	if !active {
-		return fmt.Errorf("%s set %s is missing while map %s has elements: %w", f, SetGateways, MapDNAT, errChanged)
+		return false, fmt.Errorf("%s set %s is missing while map %s has elements: %w", f, SetGateways, MapDNAT, errChanged)
 	}
+	gone = gws[p.GwBridge] <= 1
 	total := 0
 	for _, n := range gws {
 		total += n
@@ -138,25 +147,27 @@ func remove(ctx context.Context, r Reader, tx *nft.Tx, f nft.Family, p Port) err
 	if total <= 1 {
 		h, err := readHooks(ctx, r, f)
 		if err != nil {
-			return fmt.Errorf("read %s base chains: %w", f, err)
+			return false, fmt.Errorf("read %s base chains: %w", f, err)
 		}
 		teardown(tx, f, h)
-		return nil
+		return true, nil
 	}
 	tx.DeleteElements(DNATMap(f), dnatElem(p, portRecord{}))
-	tx.DeleteElements(PortsSet(f), portsElem(p))
-	tx.DeleteElements(RepliesSet(f), portsElem(p))
+	tx.DeleteElements(PortsSet(f), portsElem(p, portRecord{}))
+	tx.DeleteElements(RepliesSet(f), portsElem(p, portRecord{}))
 	setGateway(tx, f, p.GwBridge, gws[p.GwBridge], gws[p.GwBridge]-1)
-	return nil
+	return gone, nil
 }
 
 func record(p Published) portRecord { return portRecord{gw: p.GwBridge, refs: p.Refs, seq: p.Seq} }
 
-// rewrite replaces a port's ingress-dnat element with one carrying p's
-// count, in the same batch.
+// rewrite replaces a port's ingress-dnat and ingress-ports elements with
+// ones carrying p's count, in the same batch.
 func rewrite(tx *nft.Tx, f nft.Family, p Published) {
 	tx.DeleteElements(DNATMap(f), dnatElem(p.Port, portRecord{}))
 	tx.AddElements(DNATMap(f), dnatElem(p.Port, record(p)))
+	tx.DeleteElements(PortsSet(f), portsElem(p.Port, portRecord{}))
+	tx.AddElements(PortsSet(f), portsElem(p.Port, record(p)))
 }
 
 // setGateway replaces gw's ingress-gateways element (count from old to

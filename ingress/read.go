@@ -17,6 +17,40 @@ type Reader interface {
 	ReadChain(ctx context.Context, f nft.Family, name string) (nft.ChainState, bool, error)
 }
 
+// DecodeDNAT decodes one ingress-dnat element of a family: the
+// publication's first record.
+func DecodeDNAT(f nft.Family, e nft.ElementState) (Published, error) { return decode(f, e) }
+
+// DecodePorts decodes one ingress-ports element of a family: the
+// publication's second record (see [DNATMap] and [PortsSet]).
+func DecodePorts(f nft.Family, e nft.ElementState) (Published, error) {
+	v, err := nft.DecodeKey(f, keyPort, e.Key)
+	if err != nil {
+		return Published{}, fmt.Errorf("%s set %s: %w", f, SetPorts, err)
+	}
+	p := Port{Proto: protoOf(v[0].Proto), Port: v[1].Port}
+	r, t, err := parseSecond(e.Comment)
+	if err != nil {
+		return Published{}, fmt.Errorf("%s set %s: element %s: %w", f, SetPorts, PortProto(p.Port, p.Proto), err)
+	}
+	p.GwBridge, p.Target = r.gw, t
+	return Published{Port: p, Refs: r.refs, Seq: r.seq}, nil
+}
+
+// DecodeGateway decodes one ingress-gateways element of a family: the
+// gateway bridge and its number of ports.
+func DecodeGateway(f nft.Family, e nft.ElementState) (string, int, error) {
+	v, err := nft.DecodeKey(f, keyGateway, e.Key)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s set %s: %w", f, SetGateways, err)
+	}
+	n, err := parseGatewayRecord(e.Comment)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s set %s: element %q: %w", f, SetGateways, v[0].Name, err)
+	}
+	return v[0].Name, n, nil
+}
+
 // decode turns one ingress-dnat element into a publication.
 func decode(f nft.Family, e nft.ElementState) (Published, error) {
 	v, err := nft.DecodeKey(f, keyPort, e.Key)

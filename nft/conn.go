@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,6 +39,7 @@ type Conn struct {
 	// extra are more sockets, dialled by the first listing that reads
 	// several large sets at once and kept until Close.
 	extra []*rawConn
+	hook  CommitHook
 }
 
 // NetNSPath resolves a namespace argument: "" is the calling thread's
@@ -62,12 +64,54 @@ func Open(ctx context.Context, ns string) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open network namespace %q: %w", ns, err)
 	}
+	if err := isNetNS(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open network namespace %q: %w", ns, err)
+	}
 	raw, err := dialRaw(int(f.Fd()))
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("dial nf_tables in %s: %w", p, err)
 	}
 	return &Conn{nsPath: p, nsFile: f, raw: raw}, nil
+}
+
+// ErrNotNetNS means that a path names something else than a network
+// namespace.
+var ErrNotNetNS = errors.New("not a network namespace")
+
+// isNetNS checks that f is a network namespace: a file of the nsfs file
+// system whose namespace type is CLONE_NEWNET.
+func isNetNS(f *os.File) error {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
+		return fmt.Errorf("statfs: %w", err)
+	}
+	if st.Type != unix.NSFS_MAGIC {
+		return ErrNotNetNS
+	}
+	t, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE)
+	if err != nil {
+		return fmt.Errorf("namespace type: %w", err)
+	}
+	if t != unix.CLONE_NEWNET {
+		return fmt.Errorf("%w (a namespace of another type)", ErrNotNetNS)
+	}
+	return nil
+}
+
+// CommitHook is called right before a batch is sent, with the ID of the
+// thread that sends it (the kernel names it as the committer in its
+// NFT_MSG_NEWGEN notification, see [Event.PID]) and the ruleset
+// generation before the commit. An error cancels the commit.
+type CommitHook func(tid int, gen uint32) error
+
+// SetCommitHook sets the function called before every batch this
+// connection sends (nil for none).
+func (c *Conn) SetCommitHook(h CommitHook) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hook = h
 }
 
 // NetNS returns the path of the namespace the connection is bound to.
@@ -167,9 +211,28 @@ func (c *Conn) apply(ctx context.Context, tx *Tx, raw []RawRule, wantGen uint32)
 		}
 		return g, err
 	}
+	// The commit hook gets the generation before the commit: the
+	// checked one, or the current one (read before the batch is encoded
+	// into the socket's buffer).
+	gen := wantGen
+	if c.hook != nil && gen == 0 {
+		var err error
+		if gen, err = c.generation(); err != nil {
+			return 0, err
+		}
+	}
 	first, last, err := encodeBatch(&c.raw.w, tx, raw, wantGen)
 	if err != nil {
 		return 0, fmt.Errorf("build batch: %w", err)
+	}
+	// The batch is sent from one locked thread, the one the commit hook
+	// names (the kernel reports it as the committer).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if c.hook != nil {
+		if err := c.hook(unix.Gettid(), gen); err != nil {
+			return 0, fmt.Errorf("before commit: %w", err)
+		}
 	}
 	if err := c.raw.send(); err != nil {
 		return 0, errors.Join(fmt.Errorf("commit batch in %s: %w", c.nsPath, err), c.rawFailed())

@@ -107,10 +107,12 @@ func decodeElemList(b []byte) (e ElementState, ok bool, err error) {
 
 func decodeElem(ad *netlink.AttributeDecoder) (ElementState, error) {
 	var e ElementState
+	// value returns an NFTA_DATA_VALUE, or the attributes of an
+	// NFTA_DATA_VERDICT (see [ElementVerdict]).
 	value := func(nd *netlink.AttributeDecoder) ([]byte, error) {
 		var out []byte
 		for nd.Next() {
-			if nd.Type() == unix.NFTA_DATA_VALUE {
+			if nd.Type() == unix.NFTA_DATA_VALUE || nd.Type() == unix.NFTA_DATA_VERDICT {
 				out = nd.Bytes()
 			}
 		}
@@ -120,6 +122,8 @@ func decodeElem(ad *netlink.AttributeDecoder) (ElementState, error) {
 		switch ad.Type() {
 		case unix.NFTA_SET_ELEM_KEY:
 			ad.Nested(func(nd *netlink.AttributeDecoder) (err error) { e.Key, err = value(nd); return err })
+		case unix.NFTA_SET_ELEM_FLAGS:
+			e.IntervalEnd = ad.Uint32()&unix.NFT_SET_ELEM_INTERVAL_END != 0
 		case unix.NFTA_SET_ELEM_DATA:
 			ad.Nested(func(nd *netlink.AttributeDecoder) (err error) { e.Data, err = value(nd); return err })
 		case unix.NFTA_SET_ELEM_USERDATA:

@@ -66,11 +66,13 @@ func fieldType(fam Family, f Field) nftables.SetDatatype {
 	}
 }
 
-// reg returns the register number nft uses for a 32-bit offset into the
-// register file: NFT_REG_1 for the start, NFT_REG32_xx after it.
+// reg returns the register number for a 32-bit offset into the register
+// file, numbered as the kernel dumps it: NFT_REG_1 to NFT_REG_4 on a
+// 128-bit boundary, NFT_REG32_xx elsewhere. Rules read back then encode
+// exactly as written, which drift checks compare.
 func reg(off32 uint32) uint32 {
-	if off32 == 0 {
-		return unix.NFT_REG_1
+	if off32%4 == 0 {
+		return unix.NFT_REG_1 + off32/4
 	}
 	return unix.NFT_REG32_00 + off32
 }
@@ -133,6 +135,12 @@ func keyType(fam Family, fields []Field) (nftables.SetDatatype, error) {
 		types[i] = fieldType(fam, f)
 	}
 	return nftables.ConcatSetType(types...)
+}
+
+// EncodeKey encodes an element key of a set with the given fields as it
+// reads back ([ElementState.Key]).
+func EncodeKey(fam Family, fields []Field, vals []Value) ([]byte, error) {
+	return encodeKey(fam, fields, vals)
 }
 
 // encodeKey encodes element key values, each padded to 4 bytes.
@@ -337,11 +345,13 @@ func encodeAction(fam Family, a Action) ([]expr.Any, error) {
 				return nil, err
 			}
 			out = append(out, &expr.Immediate{Register: 1, Data: b})
-			nat.RegAddrMin = 1
+			// The maxima and flags the kernel fills in itself, so that
+			// the rule reads back as written.
+			nat.RegAddrMin, nat.RegAddrMax = 1, 1
 		}
 		if a.Port != 0 {
 			out = append(out, &expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, a.Port)})
-			nat.RegProtoMin = 2
+			nat.RegProtoMin, nat.RegProtoMax, nat.Specified = 2, 2, true
 		}
 		if len(out) == 0 {
 			return nil, fmt.Errorf("snat needs an address or a port")
@@ -355,17 +365,25 @@ func encodeAction(fam Family, a Action) ([]expr.Any, error) {
 		return []expr.Any{
 			&expr.Immediate{Register: 1, Data: b},
 			&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, a.To.Port())},
-			&expr.NAT{Type: expr.NATTypeDestNAT, Family: nfproto, RegAddrMin: 1, RegProtoMin: 2},
+			dnatExpr(nfproto, 1, 2),
 		}, nil
 	case DNATMap:
 		out := loadKey(fam, a.Fields)
 		addrRegs := padded(fieldLen(fam, FieldDaddr)) / 4
 		out = append(out,
 			&expr.Lookup{SourceRegister: 1, SetName: a.Map, DestRegister: 1, IsDestRegSet: true},
-			&expr.NAT{Type: expr.NATTypeDestNAT, Family: nfproto, RegAddrMin: 1, RegProtoMin: reg(addrRegs)})
+			dnatExpr(nfproto, 1, reg(addrRegs)))
 		return out, nil
 	}
 	return encodeFilterAction(fam, a)
+}
+
+// dnatExpr is a DNAT to the address in register addr and the port in
+// register port, with the maxima and flags the kernel fills in itself
+// (so that the rule reads back as written).
+func dnatExpr(nfproto, addr, port uint32) *expr.NAT {
+	return &expr.NAT{Type: expr.NATTypeDestNAT, Family: nfproto, RegAddrMin: addr, RegAddrMax: addr,
+		RegProtoMin: port, RegProtoMax: port, Specified: true}
 }
 
 // encodeRule turns a rule into expressions: matches, a counter, the action.

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"net/netip"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,6 +61,24 @@ const (
 
 // Priorities that mirror iptables' tables, and the bridge family's filter
 // priority (nft's "filter" in a bridge table).
+// String returns the nft keyword of the hook.
+func (h Hook) String() string {
+	switch h {
+	case HookPrerouting:
+		return "prerouting"
+	case HookInput:
+		return "input"
+	case HookForward:
+		return "forward"
+	case HookOutput:
+		return "output"
+	case HookPostrouting:
+		return "postrouting"
+	}
+	return "hook" + strconv.Itoa(int(h))
+}
+
+// Priorities that mirror iptables' tables.
 const (
 	PriorityRaw          int32 = -300
 	PriorityDstNAT       int32 = -100

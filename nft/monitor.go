@@ -22,6 +22,16 @@ type Event struct {
 	// set, element or object ("" for other notifications).
 	Family Family
 	Table  string
+	// Type is the notification's message type: unix.NFT_MSG_NEWTABLE,
+	// NFT_MSG_DELSETELEM, ...
+	Type uint16
+	// Chain is the chain of a chain or rule notification, Set the set of
+	// a set or element notification.
+	Chain, Set string
+	// Elements are the elements an element notification adds or
+	// deletes, as [Conn.ReadSet] returns them (the data of verdict maps
+	// aside).
+	Elements []ElementState
 	// Lost is set when the kernel dropped notifications because the
 	// socket's buffer was full: anything may have changed.
 	Lost bool
@@ -107,10 +117,31 @@ func decodeEvent(msg netlink.Message) (Event, bool) {
 	// The table's name is attribute 1 of every table, chain, rule, set,
 	// element, object and flowtable message (NFTA_TABLE_NAME,
 	// NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, ...).
+	e.Type = typ
 	for ad.Next() {
-		if ad.Type() == 1 {
+		switch {
+		case ad.Type() == 1:
 			e.Table = ad.String()
+		case ad.Type() == unix.NFTA_RULE_CHAIN && (typ == unix.NFT_MSG_NEWRULE || typ == unix.NFT_MSG_DELRULE),
+			ad.Type() == unix.NFTA_CHAIN_NAME && (typ == unix.NFT_MSG_NEWCHAIN || typ == unix.NFT_MSG_DELCHAIN):
+			e.Chain = ad.String()
+		case ad.Type() == unix.NFTA_SET_NAME && (typ == unix.NFT_MSG_NEWSET || typ == unix.NFT_MSG_DELSET),
+			ad.Type() == unix.NFTA_SET_ELEM_LIST_SET && (typ == unix.NFT_MSG_NEWSETELEM || typ == unix.NFT_MSG_DELSETELEM):
+			e.Set = ad.String()
+		case ad.Type() == unix.NFTA_SET_ELEM_LIST_ELEMENTS && (typ == unix.NFT_MSG_NEWSETELEM || typ == unix.NFT_MSG_DELSETELEM):
+			ad.Nested(func(nd *netlink.AttributeDecoder) error {
+				for nd.Next() {
+					nd.Nested(func(ed *netlink.AttributeDecoder) error {
+						el, err := decodeElem(ed)
+						if err == nil {
+							e.Elements = append(e.Elements, el)
+						}
+						return err
+					})
+				}
+				return nil
+			})
 		}
 	}
-	return e, true
+	return e, ad.Err() == nil
 }

@@ -37,12 +37,21 @@ func (tx *Tx) Objects(base []TableState) ([]TableState, error) {
 		for _, c := range t.chains {
 			cs := ChainState{Name: c.name, Base: c.base}
 			for _, r := range c.rules {
-				cs.Rules = append(cs.Rules, RuleState{Handle: r.handle, Comment: r.comment, Xt: r.xt})
+				rs := r.state
+				if r.rule != nil {
+					rs = RuleState{Handle: r.handle, Comment: r.comment}
+					rs.Exprs, err = tx.ruleExprs(r.op)
+					if err != nil {
+						return nil, err
+					}
+				}
+				cs.Rules = append(cs.Rules, rs)
 			}
 			ts.Chains = append(ts.Chains, cs)
 		}
 		for _, st := range t.sets {
 			ss := SetState{Name: st.name, Comment: st.comment}
+			ss.Elements = make([]ElementState, 0, st.live())
 			for _, e := range st.elems {
 				if !e.dead {
 					ss.Elements = append(ss.Elements, e.state)
@@ -128,26 +137,70 @@ type simChain struct {
 type simRule struct {
 	handle  uint64
 	comment string
-	xt      bool
-	rule    *Rule // nil for a rule of the base state
+	state   RuleState // a rule of the base state
+	rule    *Rule     // nil for a rule of the base state
+	op      int       // the index of the op that added rule
 }
 
+// simSet is a set during a simulation. Its elements are kept in the
+// order they were added; a deleted element is marked dead, and index
+// finds the live element of an ID, so that every change costs the same
+// whatever the size of the set.
 type simSet struct {
 	name, comment string
 	spec          *Set // nil for a set of the base state
 	elems         []simElem
-	// index finds the live element of a key (see elemID) in elems; built
-	// by the first change of the set's elements and kept up to date, so
-	// that a simulation costs as much as its changes, not as much as the
-	// set for every change.
-	index map[string]int
+	index         map[string]int
+	dead          int
 }
 
 type simElem struct {
-	dead  bool // deleted: skipped by every reader
 	state ElementState
 	src   *Element // the element that added it (nil for an interval end or a base element)
+	dead  bool     // deleted: skipped by every reader
 }
+
+// live returns the number of elements that are not dead.
+func (st *simSet) live() int { return len(st.elems) - st.dead }
+
+// find returns the position of the live element with the ID.
+func (st *simSet) find(id string) (int, bool) {
+	if st.index == nil {
+		st.index = make(map[string]int, len(st.elems))
+		for j, e := range st.elems {
+			if !e.dead {
+				st.index[elemID(e.state)] = j
+			}
+		}
+	}
+	j, ok := st.index[id]
+	return j, ok
+}
+
+// add appends a live element.
+func (st *simSet) add(id string, e simElem) {
+	if _, ok := st.find(id); ok {
+		return
+	}
+	st.index[id] = len(st.elems)
+	st.elems = append(st.elems, e)
+}
+
+// remove marks the live element with the ID dead.
+func (st *simSet) remove(id string) bool {
+	j, ok := st.find(id)
+	if !ok {
+		return false
+	}
+	st.elems[j].dead = true
+	st.elems[j].src = nil
+	st.dead++
+	delete(st.index, id)
+	return true
+}
+
+// flush removes every element.
+func (st *simSet) flush() { st.elems, st.index, st.dead = nil, nil, 0 }
 
 // elemID identifies an element by key (and interval end flag).
 func elemID(e ElementState) string {
@@ -167,7 +220,8 @@ func simulate(base []TableState, tx *Tx) (*sim, error) {
 		for _, cs := range ts.Chains {
 			c := &simChain{name: cs.Name, base: cs.Base}
 			for _, r := range cs.Rules {
-				c.rules = append(c.rules, simRule{handle: r.Handle, comment: r.Comment, xt: r.Xt})
+				r.Packets, r.Bytes = 0, 0
+				c.rules = append(c.rules, simRule{handle: r.Handle, comment: r.Comment, state: r})
 			}
 			t.chains = append(t.chains, c)
 		}
@@ -261,7 +315,7 @@ func (s *sim) apply(i int, o op) error {
 			return fmt.Errorf("%s set %s does not exist", o.fam, o.set.Name)
 		}
 		if o.kind == opFlushSet {
-			st.elems, st.index = nil, nil
+			st.flush()
 		} else {
 			t.sets = slices.Delete(t.sets, si, si+1)
 		}
@@ -294,7 +348,7 @@ func (t *simTable) applyRule(i int, o op) error {
 		return nil
 	}
 	r := o.rule
-	nr := simRule{handle: VirtualHandle | uint64(i+1), comment: r.Comment, rule: &r}
+	nr := simRule{handle: VirtualHandle | uint64(i+1), comment: r.Comment, rule: &r, op: i}
 	switch {
 	case o.kind == opAddRule && pos < 0:
 		pos = len(c.rules)
@@ -312,14 +366,9 @@ func (t *simTable) applyElems(o op) error {
 	if st == nil {
 		return fmt.Errorf("%s set %s does not exist", o.fam, o.set.Name)
 	}
-	if st.index == nil {
-		st.index = make(map[string]int, len(st.elems))
-		for j, e := range st.elems {
-			if !e.dead {
-				st.index[elemID(e.state)] = j
-			}
-		}
-	}
+	// A batch refuses to delete an element it does not hold, and all of
+	// a message's deletions see the set as it was before the message.
+	var gone []string
 	for k := range o.elems {
 		src := &o.elems[k]
 		les, err := libElements(o.set, *src)
@@ -329,27 +378,43 @@ func (t *simTable) applyElems(o op) error {
 		for n, le := range les {
 			es := elementState(le)
 			id := elemID(es)
-			j, ok := st.index[id]
 			if o.kind == opDelElems {
-				if !ok {
+				if _, ok := st.find(id); !ok {
 					return fmt.Errorf("%s set %s has no element %x", o.fam, o.set.Name, es.Key)
 				}
-				st.elems[j].dead = true
-				delete(st.index, id)
+				gone = append(gone, id)
 				continue
-			}
-			if ok {
-				continue // `add element` leaves an existing key alone
 			}
 			se := simElem{state: es}
 			if n == 0 {
 				se.src = src
 			}
-			st.index[id] = len(st.elems)
-			st.elems = append(st.elems, se)
+			st.add(id, se) // `add element` leaves an existing key alone
+		}
+	}
+	for _, id := range gone {
+		if !st.remove(id) {
+			return fmt.Errorf("%s set %s: element %x deleted twice", o.fam, o.set.Name, id)
 		}
 	}
 	return nil
+}
+
+// ruleExprs returns the canonical expressions of the rule that op i
+// adds, encoded once per transaction.
+func (tx *Tx) ruleExprs(i int) ([]byte, error) {
+	if b, ok := tx.enc[i]; ok {
+		return b, nil
+	}
+	b, err := RuleExprs(tx.ops[i].rule)
+	if err != nil {
+		return nil, fmt.Errorf("change %d of %d: %w", i+1, len(tx.ops), err)
+	}
+	if tx.enc == nil {
+		tx.enc = map[int][]byte{}
+	}
+	tx.enc[i] = b
+	return b, nil
 }
 
 // elementState is what reading back an encoded element returns.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -89,6 +90,9 @@ func sameExpr(name string, orig, back []byte) string {
 	if bn != name {
 		return fmt.Sprintf("re-encoded as %q", bn)
 	}
+	if name == "nat" {
+		od = withoutImpliedNATFlag(od)
+	}
 	if err := sameAttrs(name, od, bd, true); err != nil {
 		return err.Error()
 	}
@@ -154,6 +158,31 @@ func sameAttrs(name string, a, b []byte, top bool) error {
 		}
 	}
 	return nil
+}
+
+// withoutImpliedNATFlag drops NF_NAT_RANGE_MAP_IPS from the flags of a
+// nat expression that has an address register: the kernel sets that flag
+// itself for such an expression (nft_nat_init) and dumps it, while
+// google/nftables v0.3.0 has no field for it, so its encoding lacks the
+// flag and programs the same.
+func withoutImpliedNATFlag(data []byte) []byte {
+	attrs, err := parseAttrs(data)
+	if err != nil {
+		return data
+	}
+	hasAddr := slices.ContainsFunc(attrs, func(a attr) bool { return a.typ == unix.NFTA_NAT_REG_ADDR_MIN })
+	var out []byte
+	for _, a := range attrs {
+		if a.typ == unix.NFTA_NAT_FLAGS && hasAddr && len(a.data) == 4 {
+			flags := binary.BigEndian.Uint32(a.data) &^ unix.NF_NAT_RANGE_MAP_IPS
+			if flags == 0 {
+				continue
+			}
+			a.data = binary.BigEndian.AppendUint32(nil, flags)
+		}
+		out = appendAttr(out, a.typ, a.data)
+	}
+	return out
 }
 
 // nlaTypeMask strips NLA_F_NESTED and NLA_F_NET_BYTEORDER from a type.

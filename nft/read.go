@@ -24,7 +24,8 @@ type RuleState struct {
 	Bytes   uint64
 	// Xt is true when the rule holds an iptables-compat (xt) expression.
 	Xt bool
-	// Exprs is the rule's NFTA_RULE_EXPRESSIONS as the kernel dumped it.
+	// Exprs is the rule's NFTA_RULE_EXPRESSIONS as the kernel dumped it
+	// (canonical, see [CanonicalExprs], for the rules [Tx.Objects] adds).
 	Exprs []byte
 }
 

@@ -19,6 +19,7 @@ const maxCommentLen = 250
 type Tx struct {
 	ops []op
 	err error
+	enc map[int][]byte // canonical expressions of added rules, by op
 }
 
 type opKind uint8
@@ -199,8 +200,8 @@ func libSet(t *nftables.Table, s Set) (*nftables.Set, error) {
 // libElements encodes one element; an interval element becomes a start
 // element and an end element.
 func libElements(s Set, e Element) ([]nftables.SetElement, error) {
-	if len(e.Comment) > 128 {
-		return nil, fmt.Errorf("element comment of %d bytes exceeds 128", len(e.Comment))
+	if len(e.Comment) > MaxElementComment {
+		return nil, fmt.Errorf("element comment of %d bytes exceeds %d", len(e.Comment), MaxElementComment)
 	}
 	le := nftables.SetElement{Comment: e.Comment}
 	if s.Interval {
@@ -254,3 +255,7 @@ func setData(s Set, e Element, le *nftables.SetElement) error {
 	}
 	return nil
 }
+
+// MaxElementComment is the longest comment of a set element, in bytes,
+// as nft allows it (NFTNL_UDATA_COMMENT_MAXLEN).
+const MaxElementComment = 128

@@ -169,8 +169,8 @@ func elementsOf(s Set, e Element, key, val *[]byte) ([]nftables.SetElement, erro
 	if s.Interval {
 		return libElements(s, e)
 	}
-	if len(e.Comment) > 128 {
-		return nil, fmt.Errorf("element comment of %d bytes exceeds 128", len(e.Comment))
+	if len(e.Comment) > MaxElementComment {
+		return nil, fmt.Errorf("element comment of %d bytes exceeds %d", len(e.Comment), MaxElementComment)
 	}
 	var err error
 	if *key, err = appendKey((*key)[:0], s.Family, s.Key, e.Key); err != nil {

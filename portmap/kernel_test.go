@@ -68,7 +68,7 @@ func TestKernelObjects(t *testing.T) {
 		`iifname != "lo" ip daddr . meta l4proto . th dport @loopback-ports counter packets 0 bytes 0 drop comment "LOOPBACK PORT DROP"`,
 		`tcp . 8080 counter packets 0 bytes 0 comment "dnft1;net=a;q=2s" : 172.18.0.2 . 80`,
 		`192.0.2.1 . udp . 8081 counter packets 0 bytes 0 comment "dnft1;net=a;q=2t" : 172.18.0.2 . 80`,
-		`"br-a" . 192.0.2.1 . udp . 8081 comment "dnft1;net=a"`,
+		`"br-a" . 192.0.2.1 . udp . 8081 comment "dnft1;q=2t;to=172.18.0.2:80"`,
 		`127.0.0.1 . tcp . 8082 counter packets 0 bytes 0 comment "dnft1;net=a"`,
 		`172.18.0.2 . 172.18.0.2 . tcp . 80 counter packets 0 bytes 0 comment "dnft1;net=a"`,
 		`sctp . 9000 counter packets 0 bytes 0 comment "dnft1;net=a;q=2v" : fd00:18::2 . 9`,

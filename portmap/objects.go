@@ -23,6 +23,8 @@ const (
 	// SetDNATSkipHost holds iifname . daddr . l4proto . dport of every
 	// host-specific binding, with the binding's own bridge: iptables'
 	// `! -i B` on the DNAT rule (userland proxy on).
+	// Its element comments are the second record of the bindings
+	// ([SkipRecord]).
 	SetDNATSkipHost = "dnat-skip-host"
 	// SetDNATSkipAny is SetDNATSkipHost for bindings on all addresses.
 	SetDNATSkipAny = "dnat-skip-any"
@@ -119,6 +121,10 @@ var linkLocal6 = netip.MustParsePrefix("fe80::/10")
 // The filter accept of published ports is chains.SetPublished, which the
 // per-network DOCKER__B chains already look up.
 //
+// The skip sets exist whatever the userland proxy: their elements are
+// also the second record of each binding (see [SkipRecord]), which
+// [DecodeSkip] reads back; with the proxy off no rule looks them up.
+//
 // Ordering between the two DNAT rules does not matter: [CheckPublish]
 // refuses a binding on all addresses and one on a specific address for the
 // same proto and port, so at most one element of the two maps matches a
@@ -141,9 +147,9 @@ func initFamily(tx *nft.Tx, d chains.DaemonConfig, f nft.Family) {
 	tx.AddSet(hairpinSet(f))
 	tx.AddSet(TargetsSet(f))
 	tx.AddSet(HostPortsSet(f))
+	tx.AddSet(skipHostSet(f))
+	tx.AddSet(skipAnySet(f))
 	if d.UserlandProxy {
-		tx.AddSet(skipHostSet(f))
-		tx.AddSet(skipAnySet(f))
 		rule(chains.NATDocker, commentSkip, ret, nft.Lookup{Fields: keySkipH, Set: SetDNATSkipHost})
 		rule(chains.NATDocker, commentSkip, ret, nft.Lookup{Fields: keySkipA, Set: SetDNATSkipAny})
 	}
@@ -196,8 +202,8 @@ func elements(d chains.DaemonConfig, n chains.Network, b Binding, seq int64) []e
 }
 
 // ownElements appends the elements that belong to binding b alone to
-// out: its DNAT map element, its skip element (userland proxy on) and its
-// loopback drop (a loopback host address in protected mode). b must be
+// out: its DNAT map element, its skip element (its second record; the
+// skip rule looks it up with the userland proxy on) and its loopback drop (a loopback host address in protected mode). b must be
 // normalised ([Normalize]): a valid HostIP, the unspecified address
 // meaning all addresses. Only the DNAT map element carries the binding's
 // sequence number.
@@ -207,17 +213,17 @@ func ownElements(d chains.DaemonConfig, n chains.Network, b Binding, seq int64, 
 	h, hp := b.HostIP, b.HostPort
 	target := netip.AddrPortFrom(b.ContainerIP, b.ContainerPort)
 	owner := record(n.Name, 0, false)
+	// The DNAT element and the skip element each record the whole
+	// binding, whatever the userland proxy: one survives an edit of the
+	// other (see [DecodeDNAT] and [DecodeSkip]).
+	second := SkipRecord(seq, target)
 	if h.IsUnspecified() {
 		out = append(out, elem{DNATAnyMap(f), nft.Element{Key: []nft.Value{nft.Proto(p), nft.Port(hp)}, Target: target, Comment: record(n.Name, seq, true)}, false})
-		if d.UserlandProxy {
-			out = append(out, elem{skipAnySet(f), nft.Element{Key: []nft.Value{nft.Ifname(n.Bridge), nft.Proto(p), nft.Port(hp)}, Comment: owner}, false})
-		}
+		out = append(out, elem{skipAnySet(f), nft.Element{Key: []nft.Value{nft.Ifname(n.Bridge), nft.Proto(p), nft.Port(hp)}, Comment: second}, false})
 		return out
 	}
 	out = append(out, elem{DNATHostMap(f), nft.Element{Key: []nft.Value{nft.Addr(h), nft.Proto(p), nft.Port(hp)}, Target: target, Comment: record(n.Name, seq, true)}, false})
-	if d.UserlandProxy {
-		out = append(out, elem{skipHostSet(f), nft.Element{Key: []nft.Value{nft.Ifname(n.Bridge), nft.Addr(h), nft.Proto(p), nft.Port(hp)}, Comment: owner}, false})
-	}
+	out = append(out, elem{skipHostSet(f), nft.Element{Key: []nft.Value{nft.Ifname(n.Bridge), nft.Addr(h), nft.Proto(p), nft.Port(hp)}, Comment: second}, false})
 	if isLoopback(h) && !d.AllowDirectRouting {
 		out = append(out, elem{loopbackSet(f), nft.Element{Key: []nft.Value{nft.Addr(h), nft.Proto(p), nft.Port(hp)}, Comment: owner}, false})
 	}
@@ -270,4 +276,12 @@ func hostPortElem(b Binding, n int) nft.Element {
 		e.Comment = recordVersion + ";n=" + strconv.Itoa(n)
 	}
 	return e
+}
+
+// SkipRecord is the comment of a binding's skip element, its second
+// record: "dnft1;q=SEQ;to=ADDR:PORT" (SEQ in base 36). The element's key
+// holds the rest: the bridge (the network), host address, proto and host
+// port.
+func SkipRecord(seq int64, target netip.AddrPort) string {
+	return recordVersion + ";q=" + strconv.FormatInt(seq, 36) + ";to=" + target.String()
 }

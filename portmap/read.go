@@ -137,30 +137,102 @@ func protoOf(n uint8) Proto {
 	return Proto(strconv.Itoa(int(n)))
 }
 
-// parseRecord parses [record]'s output.
+// parseRecord parses [record]'s output with a sequence number, strictly:
+// exactly the network (a valid name) and the sequence number.
 func parseRecord(s string) (network string, seq int64, err error) {
-	parts := strings.Split(s, ";")
-	if parts[0] != recordVersion {
-		return "", 0, fmt.Errorf("unknown record %q", s)
+	kv, err := recordFields(s, "net", "q")
+	if err != nil {
+		return "", 0, err
 	}
-	var haveNet, haveSeq bool
-	for _, p := range parts[1:] {
-		k, v, _ := strings.Cut(p, "=")
-		switch k {
-		case "net":
-			network, haveNet = v, true
-		case "q":
-			seq, err = strconv.ParseInt(v, 36, 64)
-			if err != nil {
-				return "", 0, fmt.Errorf("bad sequence in record %q", s)
-			}
-			haveSeq = true
-		}
+	network = kv["net"]
+	if !chains.ValidName(network) {
+		return "", 0, fmt.Errorf("bad network name in record %q", clip(s))
 	}
-	if !haveNet || !haveSeq || network == "" {
-		return "", 0, fmt.Errorf("incomplete record %q", s)
+	seq, err = strconv.ParseInt(kv["q"], 36, 64)
+	if err != nil || seq < 0 {
+		return "", 0, fmt.Errorf("bad sequence in record %q", clip(s))
 	}
 	return network, seq, nil
+}
+
+// recordFields splits a record into its fields, which must be exactly
+// keys, once each.
+func recordFields(s string, keys ...string) (map[string]string, error) {
+	parts := strings.Split(s, ";")
+	if parts[0] != recordVersion || len(parts) != len(keys)+1 {
+		return nil, fmt.Errorf("not a record of dnft: %q", clip(s))
+	}
+	kv := make(map[string]string, len(keys))
+	for _, p := range parts[1:] {
+		k, v, _ := strings.Cut(p, "=")
+		if _, dup := kv[k]; dup || !slices.Contains(keys, k) {
+			return nil, fmt.Errorf("bad field %q in record %q", clip(k), clip(s))
+		}
+		kv[k] = v
+	}
+	return kv, nil
+}
+
+func clip(s string) string { return chains.Clip(s) }
+
+// DecodeDNAT decodes one element of the dnat-any map (all) or the
+// dnat-host map of a family: the binding's first record. Its HostIP is
+// the unspecified address for dnat-any.
+func DecodeDNAT(f nft.Family, all bool, e nft.ElementState) (Published, error) {
+	fields := keyHost
+	if all {
+		fields = keyAny
+	}
+	return decodeBinding(f, fields, e)
+}
+
+// DecodeSkip decodes one element of the dnat-skip-any set (all) or the
+// dnat-skip-host set of a family: the binding's second record (see
+// [SkipRecord]). The network is given by its bridge, the element's key;
+// p.Network is empty.
+func DecodeSkip(f nft.Family, all bool, e nft.ElementState) (bridge string, p Published, err error) {
+	fields := keySkipH
+	if all {
+		fields = keySkipA
+	}
+	v, err := nft.DecodeKey(f, fields, e.Key)
+	if err != nil {
+		return "", Published{}, err
+	}
+	bridge, v = v[0].Name, v[1:]
+	h := unspecified(f)
+	if !all {
+		h, v = v[0].Addr, v[1:]
+	}
+	b := Binding{Proto: protoOf(v[0].Proto), HostIP: h, HostPort: v[1].Port}
+	kv, err := recordFields(e.Comment, "q", "to")
+	if err != nil {
+		return "", Published{}, fmt.Errorf("element of bridge %q, %s: %w", bridge, hostAddr(b), err)
+	}
+	seq, err := strconv.ParseInt(kv["q"], 36, 64)
+	if err != nil || seq < 0 {
+		return "", Published{}, fmt.Errorf("element of bridge %q, %s: bad sequence in record %q", bridge, hostAddr(b), clip(e.Comment))
+	}
+	to, err := netip.ParseAddrPort(kv["to"])
+	if err != nil {
+		return "", Published{}, fmt.Errorf("element of bridge %q, %s: bad target in record %q", bridge, hostAddr(b), clip(e.Comment))
+	}
+	b.ContainerIP, b.ContainerPort = to.Addr(), to.Port()
+	return bridge, Published{Binding: b, Seq: seq}, nil
+}
+
+// SharedKeys returns the keys of the elements a binding shares with the
+// other bindings to its container port, in the published set and the
+// hairpin set of its family, as they read back.
+func SharedKeys(b Binding) (published, hairpin []byte, err error) {
+	f := family(b.ContainerIP)
+	p := b.Proto.Number()
+	c, cp := b.ContainerIP, b.ContainerPort
+	if published, err = nft.EncodeKey(f, chains.PublishedSet(f).Key, []nft.Value{nft.Addr(c), nft.Proto(p), nft.Port(cp)}); err != nil {
+		return nil, nil, err
+	}
+	hairpin, err = nft.EncodeKey(f, keyHairpin, []nft.Value{nft.Addr(c), nft.Addr(c), nft.Proto(p), nft.Port(cp)})
+	return published, hairpin, err
 }
 
 // parseCount parses the comment of a [SetTargets] element (withNet) or

@@ -52,6 +52,12 @@ func Normalize(d chains.DaemonConfig, n chains.Network, b Binding) (Binding, err
 	if !subnet.Contains(c) {
 		return b, &FieldError{Field: "container-ip", Value: c.String(), Reason: fmt.Sprintf("not in network %q's subnet %s", n.Name, subnet)}
 	}
+	if c == subnet.Masked().Addr() {
+		return b, &FieldError{Field: "container-ip", Value: c.String(), Reason: fmt.Sprintf("is the network address of %s, not a container's", subnet)}
+	}
+	if c.Is4() && c == lastAddr(subnet) {
+		return b, &FieldError{Field: "container-ip", Value: c.String(), Reason: fmt.Sprintf("is the broadcast address of %s, not a container's", subnet)}
+	}
 	h := b.HostIP.Unmap()
 	if !h.IsValid() && c.Is4() && n.HostBindingIPv4.IsValid() {
 		h = n.HostBindingIPv4.Unmap()
@@ -74,6 +80,14 @@ func Normalize(d chains.DaemonConfig, n chains.Network, b Binding) (Binding, err
 	}
 	b.ContainerIP, b.HostIP = c, h
 	return b, nil
+}
+
+// lastAddr returns the last address of an IPv4 prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= ^uint32(0) >> p.Bits()
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // clash reports whether two normalised bindings claim the same host

@@ -190,10 +190,10 @@ func TestElements(t *testing.T) {
 		return out
 	}
 	require.Equal(t, []string{"dnat-any", "dnat-skip-any", "published", "hairpin"}, names(d4, "8080->172.18.0.2:80/tcp"))
-	require.Equal(t, []string{"dnat-any", "published", "hairpin"}, names(chains.DaemonConfig{}, "8080->172.18.0.2:80/tcp"))
+	require.Equal(t, []string{"dnat-any", "dnat-skip-any", "published", "hairpin"}, names(chains.DaemonConfig{}, "8080->172.18.0.2:80/tcp"), "the skip element is also the binding's second record")
 	require.Equal(t, []string{"dnat-host", "dnat-skip-host", "loopback-ports", "published", "hairpin"}, names(d4, "127.0.0.1:8080->172.18.0.2:80/tcp"))
 	require.Equal(t, []string{"dnat-host", "dnat-skip-host", "published", "hairpin"}, names(chains.DaemonConfig{UserlandProxy: true, AllowDirectRouting: true}, "127.0.0.1:8080->172.18.0.2:80/tcp"))
-	require.Equal(t, []string{"dnat-host", "published", "hairpin"}, names(chains.DaemonConfig{}, "192.0.2.1:8080->172.18.0.2:80/tcp"))
+	require.Equal(t, []string{"dnat-host", "dnat-skip-host", "published", "hairpin"}, names(chains.DaemonConfig{}, "192.0.2.1:8080->172.18.0.2:80/tcp"))
 	require.Equal(t, []string{"dnat-host", "dnat-skip-host", "loopback-ports", "published", "hairpin"}, names(d6, "[::1]:8080->[fd00:18::2]:80/tcp"))
 
 	b, _ := Normalize(d4, netA, bind("8080->172.18.0.2:80/tcp"))

@@ -32,7 +32,7 @@ nothing is changed.`,
 			if file == "" {
 				return usageErrorf("%smissing -f FILE", cmdPrefix(c))
 			}
-			s, err := readStateFile(c.InOrStdin(), file)
+			s, err := readStateFile(c.Context(), c.InOrStdin(), file)
 			if err != nil {
 				return fmt.Errorf("apply: %w", err)
 			}

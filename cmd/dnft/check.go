@@ -18,20 +18,26 @@ func newCheckCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "check [--state FILE]",
 		Short: "Compare dnft's tables with what they should hold",
-		Long: `Compare dnft's tables in the kernel with what dnft's own records say they
-should hold, and print each difference on a line: a missing table, chain,
-rule (rules are compared by chain, comment and order) or set element, a
-chain, rule or element that is not dnft's, a changed element. DOCKER-USER's
-rules are the operator's and never drift; its chain and jump are dnft's.
+		Long: `Compare dnft's tables in the kernel with what they should hold, and print
+every difference on a line: a missing or foreign table, chain, rule or set
+element; a base chain whose type, hook, priority or policy changed; a rule
+that does something else than dnft's (rules are compared by their
+expressions, then comment and order); an element whose value (data,
+verdict, record) changed; a record that is not valid, or contradicts its
+other copy. DOCKER-USER's rules are the operator's and never drift; its
+chain and jump are dnft's.
 
-When dnft's records are gone (a flushed ruleset, a deleted table), the
-state saved in --state FILE is what the tables should hold; without it the
-state is unknown, which is reported as drift.
+What the tables should hold is --state FILE when given (a state saved with
+dnft save), else what dnft's records say: every record is kept twice, so
+that one edit leaves a good copy. When the records cannot tell (a deleted
+table, two copies that contradict each other), the state is unknown,
+which is reported as drift.
 
-Exit status: 0 no drift, 1 drift (or a failure), 2 bad input.`,
+Exit status: 0 no drift, 1 drift (or a failure), 2 bad input (a bad
+--state FILE; never a damaged kernel).`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
-			saved, err := readStateFlag(c.InOrStdin(), state)
+			saved, err := readStateFlag(c.Context(), c.InOrStdin(), state)
 			if err != nil {
 				return fmt.Errorf("check: %w", err)
 			}
@@ -52,6 +58,6 @@ Exit status: 0 no drift, 1 drift (or a failure), 2 bad input.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&state, "state", "", "a state saved with dnft save, used when dnft's records are gone")
+	c.Flags().StringVar(&state, "state", "", "a state saved with dnft save: what the tables should hold")
 	return c
 }

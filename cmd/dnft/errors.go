@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -58,11 +60,20 @@ func exitCode(err error) int {
 	if errors.As(err, &es) {
 		return es.exitStatus()
 	}
-	if badInput(err) {
+	if badInput(err) || needsRoot(err) {
 		return exitBadInput
 	}
 	return exitFailure
 }
+
+// needsRoot reports whether err comes from the kernel refusing access:
+// dnft needs root (its capabilities) for netlink and namespaces.
+func needsRoot(err error) bool {
+	return errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0
+}
+
+// rootHint is printed after an error that needsRoot.
+const rootHint = "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN): run dnft as root"
 
 func badInput(err error) bool {
 	var (
@@ -87,6 +98,9 @@ func printError(w io.Writer, cmd *cobra.Command, err error) {
 	}
 	for _, line := range strings.Split(msg, "\n") {
 		fmt.Fprintf(w, "dnft: %s\n", line)
+	}
+	if needsRoot(err) {
+		fmt.Fprintf(w, "dnft: %s\n", rootHint)
 	}
 	var ue *usageError
 	if errors.As(err, &ue) && cmd != nil {

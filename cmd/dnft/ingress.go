@@ -30,31 +30,53 @@ them: the port stays until it was unpublished as often as it was published.`,
 }
 
 func newIngressPublishCmd(a *app) *cobra.Command {
-	var pub, target, bridge string
+	var (
+		pubs           []string
+		target, bridge string
+	)
 	c := &cobra.Command{
-		Use:   "publish -p PUB[/PROTO] --target IP [--bridge IFNAME]",
-		Short: "Publish an ingress port (or add a reference to it)",
+		Use:   "publish -p PUB[/PROTO] [-p ...] --target IP [--bridge IFNAME]",
+		Short: "Publish ingress ports (or add a reference to them), in one batch",
 		Args:  exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
-			if pub != "" && target == "" {
+			if len(pubs) > 0 && target == "" {
 				return usageErrorf("ingress publish: missing --target")
 			}
-			p, err := ingressPortArgs("publish", pub, target, bridge)
+			if len(pubs) == 0 {
+				return usageErrorf("ingress publish: missing -p PUB[/PROTO]")
+			}
+			ps := make([]dnft.IngressPort, len(pubs))
+			for i, pub := range pubs {
+				p, err := ingressPortArgs("publish", pub, target, bridge)
+				if err != nil {
+					return err
+				}
+				ps[i] = p
+			}
+			err := a.withFirewall(c.Context(), func(fw *dnft.Firewall) error {
+				return fw.PublishIngress(c.Context(), ps[0], ps[1:]...)
+			})
 			if err != nil {
 				return err
 			}
-			return runIngress(a, c, p, (*dnft.Firewall).PublishIngress)
+			for _, p := range ps {
+				fmt.Fprintln(c.OutOrStdout(), ingress.PortProto(p.Port, p.Proto))
+			}
+			return nil
 		},
 	}
 	fl := c.Flags()
-	fl.StringVarP(&pub, "publish", "p", "", "published port and protocol: PUB[/tcp|udp|sctp] (default tcp)")
+	fl.StringArrayVarP(&pubs, "publish", "p", nil, "published port and protocol: PUB[/tcp|udp|sctp] (default tcp); repeat for more ports")
 	fl.StringVar(&target, "target", "", "the ingress sandbox's address on the gateway bridge")
 	fl.StringVar(&bridge, "bridge", ingress.DefaultGateway, "gateway bridge interface")
 	return c
 }
 
 func newIngressUnpublishCmd(a *app) *cobra.Command {
-	var pub, target, bridge string
+	var (
+		pubs           []string
+		target, bridge string
+	)
 	c := &cobra.Command{
 		Use:   "unpublish -p PUB[/PROTO] [--target IP] [--bridge IFNAME]",
 		Short: "Remove one reference of an ingress port",
@@ -63,6 +85,13 @@ published in (only the family of --target when given). The last reference
 removes the port; the last port removes the DOCKER-INGRESS chains.`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
+			if len(pubs) > 1 {
+				return usageErrorf("ingress unpublish: one -p at a time")
+			}
+			pub := ""
+			if len(pubs) == 1 {
+				pub = pubs[0]
+			}
 			p, err := ingressPortArgs("unpublish", pub, target, bridge)
 			if err != nil {
 				return err
@@ -71,7 +100,7 @@ removes the port; the last port removes the DOCKER-INGRESS chains.`,
 		},
 	}
 	fl := c.Flags()
-	fl.StringVarP(&pub, "publish", "p", "", "published port and protocol: PUB[/tcp|udp|sctp] (default tcp)")
+	fl.StringArrayVarP(&pubs, "publish", "p", nil, "published port and protocol: PUB[/tcp|udp|sctp] (default tcp)")
 	fl.StringVar(&target, "target", "", "only if published to this address (and only in its family)")
 	fl.StringVar(&bridge, "bridge", "", "only if published on this gateway bridge")
 	return c

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +56,11 @@ func systemVariant() compat.Variant {
 // splitNetns takes --netns VALUE and --netns=VALUE out of the arguments of
 // a command that parses its own arguments (iptables has no such option).
 func splitNetns(args []string) (netns string, rest []string, err error) {
-	return splitFlag(args, "netns")
+	netns, rest, err = splitFlag(args, "netns")
+	if err == nil && netns == "" && len(rest) < len(args) {
+		return "", nil, usageErr(errEmptyNetns)
+	}
+	return netns, rest, err
 }
 
 // splitFlag takes --NAME VALUE and --NAME=VALUE out of arguments that
@@ -84,11 +87,32 @@ func splitFlag(args []string, name string) (value string, rest []string, err err
 // current one); a namespace that does not exist is bad input.
 func openConn(ctx context.Context, netns string) (*nft.Conn, error) {
 	conn, err := nft.Open(ctx, netns)
-	if err != nil && netns != "" && errors.Is(err, fs.ErrNotExist) {
-		return nil, &dnft.FieldError{Field: "netns", Value: netns,
-			Reason: fmt.Sprintf("no such network namespace (%s does not exist)", nft.NetNSPath(netns))}
+	if err != nil {
+		return nil, netnsError(netns, err)
 	}
-	return conn, err
+	return conn, nil
+}
+
+// tablesGone fails, as check, save and list do, when dnft's tables are
+// gone although dnft left them (see [dnft.Uninitialized]), or when its ip
+// table, which holds its records, is gone while another is left.
+func tablesGone(ctx context.Context, conn *nft.Conn) error {
+	if ok, err := conn.TableExists(ctx, nft.IPv4); err != nil || ok {
+		return err
+	}
+	for _, f := range nft.TableFamilies {
+		ok, err := conn.TableExists(ctx, f)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return fmt.Errorf("%w: the ip table %s was deleted by someone else (run dnft check)", dnft.ErrStateUnknown, nft.TableName)
+		}
+	}
+	if err := dnft.Uninitialized(conn); err != nil {
+		return fmt.Errorf("%w (run dnft check)", err)
+	}
+	return nil
 }
 
 // readView reads dnft's iptables view of a namespace and the names
@@ -104,6 +128,10 @@ func readView(ctx context.Context, netns string, opt compat.ReadOptions) (v *com
 		names, err = compat.SystemNames(conn.DialContext)
 	}
 	if err != nil {
+		conn.Close()
+		return nil, nil, nil, err
+	}
+	if err := tablesGone(ctx, conn); err != nil {
 		conn.Close()
 		return nil, nil, nil, err
 	}

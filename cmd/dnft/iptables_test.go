@@ -116,10 +116,19 @@ func TestIPTablesView(t *testing.T) {
 func TestListNotInitialized(t *testing.T) {
 	harness.RequireRoot(t, "nft")
 	ns := harness.Scratch(t).Name
-	code, _, stderr := execView("--netns", ns, "list")
-	assert.Equal(t, exitBadInput, code)
+	// Not initialized is a valid, empty state for list, save, check and
+	// the view alike.
+	code, stdout, stderr := execView("--netns", ns, "list")
+	assert.Equal(t, 0, code, stderr)
 	assert.Contains(t, stderr, "not initialized")
-	code, stdout, _ := execView("--netns", ns, "iptables", "-S")
+	assert.Equal(t, "NETWORK   BRIDGE   SUBNETS   OPTIONS\n", stdout)
+	code, stdout, stderr = execView("--netns", ns, "check")
+	assert.Equal(t, 0, code, stderr)
+	assert.Empty(t, stdout)
+	code, stdout, _ = execView("--netns", ns, "save")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, stdout, `"daemon": null`)
+	code, stdout, _ = execView("--netns", ns, "iptables", "-S")
 	assert.Equal(t, 0, code)
 	assert.Equal(t, "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n", stdout, "a fresh namespace lists empty built-in chains")
 	assert.True(t, strings.HasPrefix(stdout, "-P INPUT"))

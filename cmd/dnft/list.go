@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -23,6 +24,11 @@ func newListCmd(a *app) *cobra.Command {
 		Long: `Summarizes what dnft programmed in the namespace: the networks (oldest
 first) with their options, the published ports and the ingress ports.
 
+In a namespace where dnft is not initialized (never, or since dnft
+reset) it lists nothing, as save saves a state without daemon, check
+finds no drift and the iptables view shows empty built-in chains; when
+dnft's tables were deleted behind its back, all of them fail (exit 1).
+
 PACKETS and BYTES of a port are those of its DNAT (what "dnft iptables -t
 nat -L -v" shows for its DNAT rule): the nat table sees the first packet of
 every connection, so they count connections (UDP: flows).`,
@@ -30,7 +36,7 @@ every connection, so they count connections (UDP: flows).`,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return a.withConn(c, func(in compat.Input, k *compat.Kernel) error {
 				if !in.Initialized {
-					return dnft.ErrNotInitialized
+					fmt.Fprintln(c.ErrOrStderr(), "dnft: dnft is not initialized in this namespace: nothing to list")
 				}
 				return writeList(c.OutOrStdout(), in, k)
 			})
@@ -50,7 +56,29 @@ func (a *app) withConn(c *cobra.Command, fn func(compat.Input, *compat.Kernel) e
 	if err != nil {
 		return fmt.Errorf("list: %w", err)
 	}
+	if len(k.Tables) == 0 {
+		// No dnft table: not initialized, or deleted behind dnft's back.
+		if err := dnft.Uninitialized(conn); err != nil {
+			return fmt.Errorf("list: %w (run dnft check)", err)
+		}
+	}
 	return fn(in, k)
+}
+
+// printable returns a name read back from the kernel as it can be
+// printed: as it is when it has only printable ASCII and no space, else
+// quoted with Go escapes, so that a record can never send control
+// sequences to a terminal or break a column.
+func printable(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f || s[i] == '"' || s[i] == '\\' {
+			return strconv.Quote(s)
+		}
+	}
+	if s == "" {
+		return `""`
+	}
+	return s
 }
 
 // networkOptions summarizes the options of a network that differ from
@@ -101,7 +129,7 @@ func writeList(w io.Writer, in compat.Input, k *compat.Kernel) error {
 	}
 	var nets [][]string
 	for _, n := range in.Networks {
-		nets = append(nets, []string{n.Name, n.Bridge, strings.Join(subnets(n.NetworkConfig), ","), networkOptions(n.NetworkConfig)})
+		nets = append(nets, []string{printable(n.Name), printable(n.Bridge), strings.Join(subnets(n.NetworkConfig), ","), networkOptions(n.NetworkConfig)})
 	}
 	if err := section("NETWORK\tBRIDGE\tSUBNETS\tOPTIONS", nets); err != nil {
 		return err
@@ -110,7 +138,7 @@ func writeList(w io.Writer, in compat.Input, k *compat.Kernel) error {
 		var rows [][]string
 		for _, b := range in.Bindings {
 			ctr := k.Value(familyOf(b.ContainerIP), compat.DNATSource(b))
-			rows = append(rows, []string{b.Binding.String(), b.Network, fmt.Sprint(ctr.Packets), fmt.Sprint(ctr.Bytes)})
+			rows = append(rows, []string{b.Binding.String(), printable(b.Network), fmt.Sprint(ctr.Packets), fmt.Sprint(ctr.Bytes)})
 		}
 		fmt.Fprintln(w)
 		if err := section("PUBLISHED\tNETWORK\tPACKETS\tBYTES", rows); err != nil {
@@ -125,7 +153,7 @@ func writeList(w io.Writer, in compat.Input, k *compat.Kernel) error {
 			if gw == "" {
 				gw = compat.DefaultGateway
 			}
-			rows = append(rows, []string{fmt.Sprintf("%d/%s->%s", g.Port, g.Proto, g.Target), gw, fmt.Sprint(ctr.Packets), fmt.Sprint(ctr.Bytes)})
+			rows = append(rows, []string{fmt.Sprintf("%d/%s->%s", g.Port, g.Proto, g.Target), printable(gw), fmt.Sprint(ctr.Packets), fmt.Sprint(ctr.Bytes)})
 		}
 		fmt.Fprintln(w)
 		if err := section("INGRESS\tGATEWAY\tPACKETS\tBYTES", rows); err != nil {

@@ -8,7 +8,7 @@
 //	dnft port publish NETWORK CONTAINER_IP -p SPEC [-p SPEC ...]
 //	dnft port unpublish NETWORK CONTAINER_IP -p SPEC [-p SPEC ...]
 //	dnft port ls [--json]
-//	dnft ingress publish -p PUB[/PROTO] --target IP [--bridge docker_gwbridge]
+//	dnft ingress publish -p PUB[/PROTO] [-p ...] --target IP [--bridge docker_gwbridge]
 //	dnft ingress unpublish -p PUB[/PROTO]
 //	dnft ingress ls [--json]
 //	dnft status [--json]

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -37,7 +38,7 @@ nothing is changed.`,
 			if len(args) == 1 {
 				path = args[0]
 			}
-			s, err := readStateFile(c.InOrStdin(), path)
+			s, err := readStateFile(c.Context(), c.InOrStdin(), path)
 			if err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}
@@ -52,7 +53,7 @@ nothing is changed.`,
 // readStateFile reads and parses a state document from path, or from
 // stdin for "-". Every error is bad input (a FieldError): the file is
 // named in the message.
-func readStateFile(stdin io.Reader, path string) (dnft.State, error) {
+func readStateFile(ctx context.Context, stdin io.Reader, path string) (dnft.State, error) {
 	var (
 		data []byte
 		err  error
@@ -71,7 +72,7 @@ func readStateFile(stdin io.Reader, path string) (dnft.State, error) {
 		}
 		return dnft.State{}, &dnft.FieldError{Field: "state file", Value: path, Reason: reason}
 	}
-	s, err := dnft.ParseState(data)
+	s, err := dnft.ParseStateContext(ctx, data)
 	if err != nil {
 		return dnft.State{}, fmt.Errorf("%s: %w", name, err)
 	}
@@ -79,11 +80,11 @@ func readStateFile(stdin io.Reader, path string) (dnft.State, error) {
 }
 
 // readStateFlag reads the --state file, if one was given.
-func readStateFlag(stdin io.Reader, path string) (*dnft.State, error) {
+func readStateFlag(ctx context.Context, stdin io.Reader, path string) (*dnft.State, error) {
 	if path == "" {
 		return nil, nil
 	}
-	s, err := readStateFile(stdin, path)
+	s, err := readStateFile(ctx, stdin, path)
 	if err != nil {
 		return nil, err
 	}

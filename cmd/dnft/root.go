@@ -105,7 +105,7 @@ Exit status: 0 success, 1 failure, 2 bad input (nothing was changed).`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageErr(err)
 	})
-	root.PersistentFlags().StringVar(&a.netns, "netns", "",
+	root.PersistentFlags().Var((*netnsFlag)(&a.netns), "netns",
 		"network namespace: a name under /run/netns or a path (default: the current one)")
 	for _, c := range commands() {
 		if slices.Contains(c.names, only) {
@@ -127,14 +127,44 @@ Exit status: 0 success, 1 failure, 2 bad input (nothing was changed).`,
 func (a *app) withFirewall(ctx context.Context, fn func(*dnft.Firewall) error) error {
 	fw, err := dnft.Open(ctx, a.netns)
 	if err != nil {
-		if a.netns != "" && errors.Is(err, fs.ErrNotExist) {
-			return &dnft.FieldError{Field: "netns", Value: a.netns,
-				Reason: fmt.Sprintf("no such network namespace (%s does not exist)", nft.NetNSPath(a.netns))}
-		}
-		return err
+		return netnsError(a.netns, err)
 	}
 	defer fw.Close()
 	return fn(fw)
+}
+
+// errEmptyNetns refuses --netns "", which would otherwise mean the
+// caller's own namespace.
+var errEmptyNetns = errors.New(`invalid argument "" for "--netns" flag: an empty name (leave --netns out for the current namespace)`)
+
+// netnsFlag is the --netns flag: a string that may not be empty.
+type netnsFlag string
+
+func (f *netnsFlag) String() string { return string(*f) }
+func (f *netnsFlag) Type() string   { return "string" }
+
+// Set refuses an empty name.
+func (f *netnsFlag) Set(v string) error {
+	if v == "" {
+		return errors.New("an empty name (leave --netns out for the current namespace)")
+	}
+	*f = netnsFlag(v)
+	return nil
+}
+
+// netnsError turns the failure to open the namespace netns into bad
+// input where it is one: no such namespace, or a file that is no network
+// namespace.
+func netnsError(netns string, err error) error {
+	switch {
+	case netns != "" && errors.Is(err, fs.ErrNotExist):
+		return &dnft.FieldError{Field: "netns", Value: netns,
+			Reason: fmt.Sprintf("no such network namespace (%s does not exist)", nft.NetNSPath(netns))}
+	case errors.Is(err, nft.ErrNotNetNS):
+		return &dnft.FieldError{Field: "netns", Value: netns,
+			Reason: fmt.Sprintf("%s is not a network namespace", nft.NetNSPath(netns))}
+	}
+	return err
 }
 
 // groupRunE runs for a command that only groups subcommands: it is reached

@@ -20,18 +20,20 @@ func newWatchCmd(a *app) *cobra.Command {
 		Short: "Keep dnft's tables as they should be (runs until stopped)",
 		Long: `Listen to the namespace's nftables notifications and, when someone else
 flushes, deletes or changes dnft's tables, check for drift and repair it in
-one batch (as dnft repair does), within a second. Changes made by other dnft
-commands are checked too and show no drift.
+one batch (as dnft repair does), within a second.
 
-The last known good state is kept in memory: --state FILE (a state saved
-with dnft save) or the kernel's state at start, then the state after each
-check without drift. It is what the tables are restored to when dnft's
-records are gone (a flushed ruleset, a deleted table).
+The truth is the last known good state: --state FILE (a state saved with
+dnft save) or the records at start, then every commit of dnft. The watch
+knows dnft's commits (operations, repairs, dnft reset) by the commit
+journal that dnft writes in its lock file before each batch, not by a
+process name, and applies them to its copy of the records without
+reading the tables or taking the namespace lock: it costs dnft operations
+nothing.
 
 Logs to stderr. SIGTERM or SIGINT stop it cleanly (exit 0).`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
-			saved, err := readStateFlag(c.InOrStdin(), state)
+			saved, err := readStateFlag(c.Context(), c.InOrStdin(), state)
 			if err != nil {
 				return fmt.Errorf("watch: %w", err)
 			}

@@ -198,7 +198,9 @@ func TestWatch(t *testing.T) {
 		}
 	})
 	require.True(t, waitFor(eventWait, func() bool { return strings.Contains(logs.String(), "watching") }), "watch did not start: %s", logs.String())
-	checks := func() int { return strings.Count(logs.String(), "no drift") }
+	checks := func() int {
+		return strings.Count(logs.String(), "no drift") + strings.Count(logs.String(), "dnft's own")
+	}
 
 	// Not drift: an operator's rule, another dnft command's port.
 	n := checks()
@@ -241,11 +243,24 @@ func TestWatch(t *testing.T) {
 		out, err := h.Run(ctx, "nft", "list", "tables")
 		return err == nil && strings.Contains(out, "table ip dnft")
 	}), "%s", logs.String())
+	// A reset is what dnft recorded before it, not a process name: nft
+	// run as "dnft" is someone else, and its flush is undone.
+	before = statelessRuleset(ctx, t, h)
+	fake := filepath.Join(t.TempDir(), "dnft")
+	nftPath, err := exec.LookPath("nft")
+	require.NoError(t, err)
+	require.NoError(t, os.Symlink(nftPath, fake))
+	out, err := h.Run(ctx, fake, "flush", "ruleset")
+	require.NoError(t, err, out)
+	require.True(t, waitFor(eventWait, func() bool {
+		out, err := h.Run(ctx, "nft", "-s", "list", "ruleset")
+		return err == nil && out == before
+	}), "a flush by a process named dnft was not restored: %s", logs.String())
+	require.Contains(t, logs.String(), "change by dnft[")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	var err error
 	select {
 	case err = <-exited:
 	case <-time.After(eventWait):

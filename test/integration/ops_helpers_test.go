@@ -54,7 +54,7 @@ var (
 
 // dnftBinary builds cmd/dnft once per test process: every CLI run of
 // every test uses the same binary.
-func dnftBinary(t *testing.T) string {
+func dnftBinary(t testing.TB) string {
 	t.Helper()
 	dnftOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -198,7 +198,7 @@ func TestForwardPolicyKept(t *testing.T) {
 	findings, err := fw.Check(ctx, nil)
 	require.NoError(t, err)
 	require.Len(t, findings, 1)
-	require.Equal(t, "ip chain filter-FORWARD: changed (type filter hook 2 priority 0, want type filter hook 2 priority 0 policy drop)", findings[0].String())
+	require.Equal(t, "ip chain filter-FORWARD: changed (type filter hook forward priority 0 policy accept, want type filter hook forward priority 0 policy drop)", findings[0].String())
 	_, err = fw.Repair(ctx, nil)
 	require.NoError(t, err)
 	require.Equal(t, "drop", policy("ip"))

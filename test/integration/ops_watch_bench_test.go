@@ -1,0 +1,104 @@
+package integration_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dnft/dnft"
+	"github.com/dnft/dnft/portmap"
+	"github.com/dnft/dnft/test/harness"
+)
+
+// BenchmarkPublishWatch measures what a running dnft watch costs a dnft
+// writer: one Publish plus one Unpublish of a single binding while 10000
+// others are published, through the library and through the dnft
+// command, without and with `dnft watch` running on the namespace. The
+// watch recognises dnft's commits by the commit journal and applies
+// their notifications to its copy of the records, without the namespace
+// lock and without reading the tables: both must cost the same
+// (CONTRACT: within 1.2x).
+//
+//	go test ./test/integration -run XXX -bench PublishWatch -benchtime 100x
+func BenchmarkPublishWatch(b *testing.B) {
+	for _, cli := range []bool{false, true} {
+		for _, watch := range []bool{false, true} {
+			via := "library"
+			if cli {
+				via = "cli"
+			}
+			b.Run(fmt.Sprintf("%s/bindings=10000/watch=%v", via, watch), func(b *testing.B) {
+				benchPublishWatch(b, cli, watch)
+			})
+		}
+	}
+}
+
+func benchPublishWatch(b *testing.B, cli, watch bool) {
+	ctx := context.Background()
+	ns := harness.Scratch(b)
+	fw, err := dnft.Open(ctx, ns.Path())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fw.Close()
+	if err := fw.Init(ctx, dnft.DaemonConfig{UserlandProxy: true, IPForward: true}); err != nil {
+		b.Fatal(err)
+	}
+	if err := fw.CreateNetwork(ctx, dnft.NetworkConfig{Name: "a", Bridge: "br-a", Subnet4: netip.MustParsePrefix("172.18.0.0/16"), ICC: true, Masquerade: true}); err != nil {
+		b.Fatal(err)
+	}
+	var bs []portmap.Binding
+	for i := range 10000 {
+		c := netip.AddrFrom4([4]byte{172, 18, byte(i / 250), byte(i%250 + 2)})
+		bs = append(bs, portmap.Binding{Proto: portmap.TCP, HostPort: uint16(10000 + i), ContainerIP: c, ContainerPort: uint16(10000 + i)})
+	}
+	if err := fw.Publish(ctx, "a", bs); err != nil {
+		b.Fatal(err)
+	}
+	bin := dnftBinary(b)
+	var logs lockedBuf
+	if watch {
+		cmd := exec.CommandContext(ctx, bin, "--netns", ns.Path(), "watch")
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}()
+		if !waitFor(time.Minute, func() bool { return strings.Contains(logs.String(), "watching") }) {
+			b.Fatalf("watch did not start: %s", logs.String())
+		}
+	}
+	one := []portmap.Binding{{Proto: portmap.TCP, HostPort: 8080, ContainerIP: netip.MustParseAddr("172.18.255.2"), ContainerPort: 80}}
+	run := func(args ...string) {
+		out, err := exec.CommandContext(ctx, bin, append([]string{"--netns", ns.Path()}, args...)...).CombinedOutput()
+		if err != nil {
+			b.Fatalf("dnft %v: %v: %s", args, err, out)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		if cli {
+			run("port", "publish", "a", "172.18.255.2", "-p", "8080:80")
+			run("port", "unpublish", "a", "172.18.255.2", "-p", "8080:80")
+			continue
+		}
+		if err := fw.Publish(ctx, "a", one); err != nil {
+			b.Fatal(err)
+		}
+		if err := fw.Unpublish(ctx, "a", one); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if watch && strings.Contains(logs.String(), "drift:") {
+		b.Fatalf("the watch saw drift in dnft's own commits:\n%s", logs.String())
+	}
+}
