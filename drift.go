@@ -211,14 +211,6 @@ func (fw *Firewall) inspect(ctx context.Context, saved *State) (inspection, erro
 	return in, nil
 }
 
-// stateOrZero is p's state, or the zero State for a nil p.
-func (p *programmed) stateOrZero() State {
-	if p == nil {
-		return State{}
-	}
-	return p.state
-}
-
 // flushedUser gives back saved's DOCKER-USER rules to a family whose
 // DOCKER-USER is empty while dnft's own rules are missing too: its
 // chains were flushed (`nft flush table`), the operator's with them.

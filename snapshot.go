@@ -110,11 +110,6 @@ func newTxReader(tx *nft.Tx, load func() ([]nft.TableState, error)) *txReader {
 	return &txReader{tx: tx, load: load, n: -1}
 }
 
-// snapshotReader reads a snapshot of dnft's tables.
-func snapshotReader(have []nft.TableState) *txReader {
-	return &txReader{tx: &nft.Tx{}, base: have, loaded: true, n: -1}
-}
-
 // findTable returns the table of a family, or nil.
 func findTable(ts []nft.TableState, f nft.Family) *nft.TableState {
 	for i := range ts {

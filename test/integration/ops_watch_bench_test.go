@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dnft/dnft"
 	"github.com/dnft/dnft/portmap"
-	"github.com/dnft/dnft/test/harness"
 )
 
 // BenchmarkPublishWatch measures what a running dnft watch costs a dnft
@@ -40,26 +38,7 @@ func BenchmarkPublishWatch(b *testing.B) {
 
 func benchPublishWatch(b *testing.B, cli, watch bool) {
 	ctx := context.Background()
-	ns := harness.Scratch(b)
-	fw, err := dnft.Open(ctx, ns.Path())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer fw.Close()
-	if err := fw.Init(ctx, dnft.DaemonConfig{UserlandProxy: true, IPForward: true}); err != nil {
-		b.Fatal(err)
-	}
-	if err := fw.CreateNetwork(ctx, dnft.NetworkConfig{Name: "a", Bridge: "br-a", Subnet4: netip.MustParsePrefix("172.18.0.0/16"), ICC: true, Masquerade: true}); err != nil {
-		b.Fatal(err)
-	}
-	var bs []portmap.Binding
-	for i := range 10000 {
-		c := netip.AddrFrom4([4]byte{172, 18, byte(i / 250), byte(i%250 + 2)})
-		bs = append(bs, portmap.Binding{Proto: portmap.TCP, HostPort: uint16(10000 + i), ContainerIP: c, ContainerPort: uint16(10000 + i)})
-	}
-	if err := fw.Publish(ctx, "a", bs); err != nil {
-		b.Fatal(err)
-	}
+	ns, fw := prefilled(ctx, b, 10000)
 	bin := dnftBinary(b)
 	var logs lockedBuf
 	if watch {

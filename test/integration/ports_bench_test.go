@@ -27,26 +27,7 @@ func BenchmarkPublish(b *testing.B) {
 		n := tc.n
 		b.Run(fmt.Sprintf("bindings=%d/conntrack=%d", n, tc.ct), func(b *testing.B) {
 			ctx := context.Background()
-			ns := harness.Scratch(b)
-			fw, err := dnft.Open(ctx, ns.Path())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer fw.Close()
-			if err := fw.Init(ctx, dnft.DaemonConfig{UserlandProxy: true, IPForward: true}); err != nil {
-				b.Fatal(err)
-			}
-			if err := fw.CreateNetwork(ctx, dnft.NetworkConfig{Name: "a", Bridge: "br-a", Subnet4: netip.MustParsePrefix("172.18.0.0/16"), ICC: true, Masquerade: true}); err != nil {
-				b.Fatal(err)
-			}
-			var bs []portmap.Binding
-			for i := range n {
-				c := netip.AddrFrom4([4]byte{172, 18, byte(i / 250), byte(i%250 + 2)})
-				bs = append(bs, portmap.Binding{Proto: portmap.TCP, HostPort: uint16(10000 + i), ContainerIP: c, ContainerPort: uint16(10000 + i)})
-			}
-			if err := fw.Publish(ctx, "a", bs); err != nil {
-				b.Fatal(err)
-			}
+			ns, fw := prefilled(ctx, b, n)
 			if tc.ct > 0 {
 				out, err := ns.Run(ctx, "conntrack", "-I", "-p", "udp", "-s", "198.51.100.1", "-d", "198.51.100.2", "--sport", "1", "--dport", "2", "-t", "600")
 				if err != nil {
@@ -83,4 +64,32 @@ func median(ds []time.Duration) float64 {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return float64(s[len(s)/2]) / float64(time.Microsecond)
+}
+
+// prefilled initializes dnft in a scratch namespace with network "a"
+// (172.18.0.0/16) and n published bindings (the perf-baselines
+// publication: C = 172.18.(i/250).(i%250+2), P = 10000+i).
+func prefilled(ctx context.Context, b *testing.B, n int) (*harness.NS, *dnft.Firewall) {
+	b.Helper()
+	ns := harness.Scratch(b)
+	fw, err := dnft.Open(ctx, ns.Path())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { fw.Close() })
+	if err := fw.Init(ctx, dnft.DaemonConfig{UserlandProxy: true, IPForward: true}); err != nil {
+		b.Fatal(err)
+	}
+	if err := fw.CreateNetwork(ctx, dnft.NetworkConfig{Name: "a", Bridge: "br-a", Subnet4: netip.MustParsePrefix("172.18.0.0/16"), ICC: true, Masquerade: true}); err != nil {
+		b.Fatal(err)
+	}
+	var bs []portmap.Binding
+	for i := range n {
+		c := netip.AddrFrom4([4]byte{172, 18, byte(i / 250), byte(i%250 + 2)})
+		bs = append(bs, portmap.Binding{Proto: portmap.TCP, HostPort: uint16(10000 + i), ContainerIP: c, ContainerPort: uint16(10000 + i)})
+	}
+	if err := fw.Publish(ctx, "a", bs); err != nil {
+		b.Fatal(err)
+	}
+	return ns, fw
 }
