@@ -335,7 +335,7 @@ func sameState(cur, want State) bool {
 	if (cur.Daemon == nil) != (want.Daemon == nil) {
 		return false
 	}
-	if cur.Daemon != nil && !sameDaemonConfig(*cur.Daemon, *want.Daemon) {
+	if cur.Daemon != nil && (!sameDaemonConfig(*cur.Daemon, *want.Daemon) || cur.Daemon.Layout != want.Daemon.Layout) {
 		return false
 	}
 	seqOK := func(c, w int64) bool { return w == 0 || c == w }

@@ -11,6 +11,7 @@ import (
 	"github.com/dnft/dnft/ingress"
 	"github.com/dnft/dnft/nft"
 	"github.com/dnft/dnft/portmap"
+	"github.com/dnft/dnft/test/harness"
 	"github.com/stretchr/testify/require"
 )
 
@@ -213,4 +214,23 @@ func TestRecordsOf(t *testing.T) {
 			require.Equal(t, want, rt.state)
 		})
 	}
+}
+
+// TestSetLayoutRecords: changing what the daemon record holds (the
+// view's layout) changes both of its copies.
+func TestSetLayoutRecords(t *testing.T) {
+	ns := harness.Scratch(t)
+	ctx := context.Background()
+	fw, err := Open(ctx, ns.Path())
+	require.NoError(t, err)
+	defer fw.Close()
+	require.NoError(t, fw.Init(ctx, DaemonConfig{UserlandProxy: true, IPForward: true}))
+	require.NoError(t, fw.SetLayout(ctx, "stages"))
+	findings, err := fw.Check(ctx, nil)
+	require.NoError(t, err)
+	require.Empty(t, findings)
+	d, ok, err := fw.Daemon(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "stages", d.Layout)
 }

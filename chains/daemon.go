@@ -83,6 +83,15 @@ func (d DaemonConfig) Families() []nft.Family {
 func SetDaemon(tx *nft.Tx, cur, next DaemonConfig) {
 	tx.DeleteElements(NetworksSet(), daemonElement(cur))
 	tx.AddElements(NetworksSet(), daemonElement(next))
+	tx.DeleteElements(ForwardOutMap(nft.IPv4), forwardOutDaemon(cur))
+	tx.AddElements(ForwardOutMap(nft.IPv4), forwardOutDaemon(next))
+}
+
+// forwardOutDaemon is the second copy of the daemon record, on the IPv4
+// forward-out map. No interface has its key's name, so the element never
+// matches a packet.
+func forwardOutDaemon(d DaemonConfig) nft.Element {
+	return nft.Element{Key: []nft.Value{nft.Ifname(daemonKey)}, Verdict: &nft.Verdict{Kind: nft.Return}, Comment: EncodeDaemon(d)}
 }
 
 // UserReturn is the rule Docker puts in DOCKER-USER when it creates the
@@ -182,9 +191,8 @@ func initFamily(tx *nft.Tx, d DaemonConfig, f nft.Family) {
 		tx.AddSet(ifnameVMap(f, m))
 	}
 	if f == nft.IPv4 {
-		// The second copy of the daemon record. No interface has its
-		// key's name, so the element never matches a packet.
-		tx.AddElements(ForwardOutMap(f), nft.Element{Key: []nft.Value{nft.Ifname(daemonKey)}, Verdict: &nft.Verdict{Kind: nft.Return}, Comment: EncodeDaemon(d)})
+		// The second copy of the daemon record.
+		tx.AddElements(ForwardOutMap(f), forwardOutDaemon(d))
 	}
 	tx.AddSet(subnetVMap(f, MapPostroutingSrc, nft.FieldSaddr))
 	tx.AddSet(subnetVMap(f, MapRawDirect, nft.FieldDaddr))

@@ -41,7 +41,7 @@ func EncodeDaemon(d DaemonConfig) string {
 // DecodeDaemon parses [EncodeDaemon]'s output; anything else is an
 // error.
 func DecodeDaemon(s string) (DaemonConfig, error) {
-	kv, err := parseRecord(s, "proxy", "ipv6", "adr", "fwdrop")
+	kv, err := parseRecord(s, "proxy", "ipv6", "adr", "fwdrop", "layout")
 	if err != nil {
 		return DaemonConfig{}, fmt.Errorf("daemon record: %w", err)
 	}
@@ -67,7 +67,7 @@ func DecodeDaemon(s string) (DaemonConfig, error) {
 	}
 	if v, ok := kv["layout"]; ok {
 		if err := ValidLayout(v); err != nil || v == "" {
-			return DaemonConfig{}, fmt.Errorf("daemon record: bad layout %q", v)
+			return DaemonConfig{}, fmt.Errorf("daemon record: bad layout %q", Clip(v))
 		}
 		d.Layout = v
 	}
