@@ -173,7 +173,7 @@ func (fw *Firewall) inspect(ctx context.Context, saved *State) (inspection, erro
 		if len(in.have) == 0 {
 			// Never initialized or reset (a valid, empty state), or
 			// deleted by someone else: the commit journal tells which.
-			if in.unknown = uninitialized(fw.lk.path); in.unknown != nil && !errors.Is(in.unknown, ErrStateUnknown) {
+			if in.unknown = uninitialized(fw.lk.path, fw.lk.cookie); in.unknown != nil && !errors.Is(in.unknown, ErrStateUnknown) {
 				return in, in.unknown
 			}
 		}

@@ -121,7 +121,7 @@ func Open(ctx context.Context, netns string) (*Firewall, error) {
 		c.Close()
 		return nil, err
 	}
-	fw := &Firewall{conn: c, lk: nsLock{path: path}}
+	fw := &Firewall{conn: c, lk: nsLock{path: path, cookie: c.NetNSCookie()}}
 	c.SetCommitHook(fw.lk.record)
 	return fw, nil
 }

@@ -19,8 +19,16 @@ import (
 // what dnft recorded before them, not by a process name that any program
 // can take.
 //
-// The journal is a ring of journalSlots slots of journalSlot bytes at the
-// start of the lock file, indexed by the generation: magic, thread ID,
+// The lock file starts with a header of journalHeader bytes: a magic
+// number and the namespace's cookie (see [nft.Conn.NetNSCookie]), each
+// little-endian. The lock file is named after the namespace's inode
+// number, which the kernel reuses for a later namespace once one is
+// gone: the cookie, never reused while the machine runs, tells that a
+// journal belongs to another namespace than the one it is read for, and
+// the first commit in the new namespace starts a new journal.
+//
+// After the header, the journal is a ring of journalSlots slots of
+// journalSlot bytes, indexed by the generation: magic, thread ID,
 // generation before the commit and kind of commit, each a little-endian
 // uint32. Every commit of dnft holds the namespace lock, so slots are
 // written by one writer at a time; a slot is overwritten only
@@ -33,6 +41,9 @@ const (
 	journalSlots = 64
 	journalSlot  = 16
 	journalMagic = 0x316a6e64 // "dnj1"
+
+	journalHeader = 16
+	headerMagic   = 0x31686e64 // "dnh1"
 )
 
 // Kinds of commits.
@@ -47,13 +58,19 @@ func (l *nsLock) record(tid int, gen uint32) error {
 	if err := l.open(); err != nil {
 		return err
 	}
+	if !l.header {
+		if err := l.writeHeader(); err != nil {
+			return fmt.Errorf("commit journal %s: %w", l.path, err)
+		}
+		l.header = true
+	}
 	var b [journalSlot]byte
 	binary.LittleEndian.PutUint32(b[0:], journalMagic)
 	binary.LittleEndian.PutUint32(b[4:], uint32(tid))
 	binary.LittleEndian.PutUint32(b[8:], gen)
 	binary.LittleEndian.PutUint32(b[12:], l.next)
 	l.next = commitChange
-	if _, err := l.f.WriteAt(b[:], int64(gen%journalSlots)*journalSlot); err != nil {
+	if _, err := l.f.WriteAt(b[:], journalHeader+int64(gen%journalSlots)*journalSlot); err != nil {
 		return fmt.Errorf("commit journal %s: %w", l.path, err)
 	}
 	return nil
@@ -68,12 +85,42 @@ func (l *nsLock) recordReset(gen uint32) error {
 	return l.record(0, gen)
 }
 
+// writeHeader makes the open lock file the journal of l's namespace: a
+// file whose header names another namespace (or none) loses its
+// journal. Called with the lock held exclusively, as every commit is.
+func (l *nsLock) writeHeader() error {
+	var h [journalHeader]byte
+	n, err := l.f.ReadAt(h[:], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	if n == journalHeader && headerFor(h[:], l.cookie) {
+		return nil
+	}
+	if err := l.f.Truncate(0); err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint32(h[0:], headerMagic)
+	binary.LittleEndian.PutUint32(h[4:], 0)
+	binary.LittleEndian.PutUint64(h[8:], l.cookie)
+	_, err = l.f.WriteAt(h[:], 0)
+	return err
+}
+
+// headerFor reports whether h is the header of the journal of the
+// namespace with the given cookie (0: unknown, any journal is).
+func headerFor(h []byte, cookie uint64) bool {
+	return binary.LittleEndian.Uint32(h) == headerMagic &&
+		(cookie == 0 || binary.LittleEndian.Uint64(h[8:]) == cookie)
+}
+
 // journal is the commit journal as read from a lock file.
 type journal []byte
 
-// readJournal reads the commit journal of the lock file at path; a
-// missing file is an empty journal.
-func readJournal(path string) (journal, error) {
+// readJournal reads the commit journal of the lock file at path for the
+// namespace with the given cookie; a missing file, or the journal of
+// another namespace, is an empty journal.
+func readJournal(path string, cookie uint64) (journal, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -82,12 +129,15 @@ func readJournal(path string) (journal, error) {
 		return nil, fmt.Errorf("commit journal: %w", err)
 	}
 	defer f.Close()
-	b := make([]byte, journalSlots*journalSlot)
+	b := make([]byte, journalHeader+journalSlots*journalSlot)
 	n, err := io.ReadFull(f, b)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("commit journal %s: %w", path, err)
 	}
-	return journal(b[:n]), nil
+	if n < journalHeader || !headerFor(b, cookie) {
+		return nil, nil
+	}
+	return journal(b[journalHeader:n]), nil
 }
 
 // committed reports whether dnft recorded that its thread tid sent the
@@ -144,11 +194,11 @@ func Uninitialized(c *nft.Conn) error {
 	if err != nil {
 		return err
 	}
-	return uninitialized(path)
+	return uninitialized(path, c.NetNSCookie())
 }
 
-func uninitialized(lockPath string) error {
-	j, err := readJournal(lockPath)
+func uninitialized(lockPath string, cookie uint64) error {
+	j, err := readJournal(lockPath, cookie)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,10 @@ type nsLock struct {
 	// next is the kind of the next commit, for the journal (see
 	// [nsLock.record]); reset after each.
 	next uint32
+	// cookie is the namespace's cookie (see [nft.Conn.NetNSCookie]);
+	// header whether the open file's journal header was made l's.
+	cookie uint64
+	header bool
 }
 
 // lockPath returns the lock file of the namespace open as fd.
@@ -152,6 +156,6 @@ func (l *nsLock) close() error {
 		return nil
 	}
 	err := l.f.Close()
-	l.f = nil
+	l.f, l.header = nil, false
 	return err
 }

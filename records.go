@@ -101,7 +101,7 @@ func recordsOf(have []nft.TableState) recordTruth {
 	for _, f := range d.Families() {
 		rt.state.Ports = append(rt.state.Ports, rt.bindings(*d, f, findTable(have, f))...)
 	}
-	rt.state.Ports = rt.checkPorts(*d, rt.state.Ports)
+	rt.state.Ports = rt.checkPorts(rt.state.Ports)
 	for _, f := range d.Families() {
 		rt.state.Ingress = append(rt.state.Ingress, rt.ingress(*d, f, findTable(have, f))...)
 	}
@@ -324,20 +324,48 @@ func skipSet(b Binding) string {
 
 // checkPorts validates the bindings as a whole, oldest first, as a state
 // document's are: one that clashes with an older one is left out.
-func (rt *recordTruth) checkPorts(d DaemonConfig, ps []Published) []Published {
+func (rt *recordTruth) checkPorts(ps []Published) []Published {
 	sortBySeq(ps, func(p Published) int64 { return p.Seq })
-	byName := make(map[string]Network, len(rt.state.Networks))
-	for _, n := range rt.state.Networks {
-		byName[n.Name] = n
+	// Each binding was checked on its own against its network (see
+	// bindings) and is keyed by its host address, proto and port; what is
+	// left are the clashes of a binding on all addresses with one on a
+	// specific address of the same family, proto and port. One map of
+	// claims finds them in O(n).
+	type claim struct {
+		proto portmap.Proto
+		v6    bool
+		port  uint16
 	}
-	x := portmap.NewIndex(nil)
+	type claimed struct {
+		all      *Published // the binding on all addresses, if any
+		specific *Published // a binding on a specific address, if any
+	}
+	claims := make(map[claim]*claimed, len(ps))
 	out := ps[:0]
-	for _, p := range ps {
-		if _, err := x.CheckPublish(d, byName[p.Network], []Binding{p.Binding}); err != nil {
-			rt.find(family(p.ContainerIP), "binding "+p.Binding.String(), "invalid record: %v", err)
+	for i := range ps {
+		p := ps[i]
+		k := claim{p.Proto, p.HostIP.Is6(), p.HostPort}
+		c := claims[k]
+		if c == nil {
+			c = &claimed{}
+			claims[k] = c
+		}
+		var other *Published
+		if p.HostIP.IsUnspecified() {
+			other = c.specific
+		} else {
+			other = c.all
+		}
+		if other != nil {
+			rt.find(family(p.ContainerIP), "binding "+p.Binding.String(), "invalid record: overlaps %s, published by network %q", other.Binding, other.Network)
 			continue
 		}
-		x.Add(p.Network, []Binding{p.Binding}, p.Seq)
+		kept := p
+		if p.HostIP.IsUnspecified() {
+			c.all = &kept
+		} else if c.specific == nil {
+			c.specific = &kept
+		}
 		out = append(out, p)
 	}
 	return out

@@ -31,7 +31,7 @@ func (fw *Firewall) Save(ctx context.Context) (State, error) {
 	}
 	if s.Daemon == nil {
 		// No dnft table: not initialized, or deleted by someone else.
-		if err := uninitialized(fw.lk.path); err != nil {
+		if err := uninitialized(fw.lk.path, fw.lk.cookie); err != nil {
 			return State{}, fmt.Errorf("save: %w (run dnft check)", err)
 		}
 		return s, nil

@@ -283,7 +283,7 @@ func (w *watcher) endBatch(ctx context.Context, e nft.Event) {
 	if !touched {
 		return
 	}
-	j, err := readJournal(w.fw.lk.path)
+	j, err := readJournal(w.fw.lk.path, w.fw.lk.cookie)
 	if err != nil {
 		w.logf("%v: generation %d is checked as a change of someone else", err, e.Gen)
 	}

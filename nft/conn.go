@@ -38,8 +38,9 @@ type Conn struct {
 	raw    *rawConn
 	// extra are more sockets, dialled by the first listing that reads
 	// several large sets at once and kept until Close.
-	extra []*rawConn
-	hook  CommitHook
+	extra  []*rawConn
+	hook   CommitHook
+	cookie uint64
 }
 
 // NetNSPath resolves a namespace argument: "" is the calling thread's
@@ -73,8 +74,17 @@ func Open(ctx context.Context, ns string) (*Conn, error) {
 		f.Close()
 		return nil, fmt.Errorf("dial nf_tables in %s: %w", p, err)
 	}
-	return &Conn{nsPath: p, nsFile: f, raw: raw}, nil
+	// The namespace's cookie, which the kernel never gives to another
+	// namespace while it runs (unlike the inode number of a namespace,
+	// reused once it is gone); 0 on kernels without SO_NETNS_COOKIE.
+	cookie, _ := unix.GetsockoptUint64(raw.fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	return &Conn{nsPath: p, nsFile: f, raw: raw, cookie: cookie}, nil
 }
+
+// NetNSCookie returns the cookie of the connection's namespace: a number
+// the kernel gives no other namespace until it restarts; 0 when the
+// kernel does not tell it (before Linux 5.14).
+func (c *Conn) NetNSCookie() uint64 { return c.cookie }
 
 // ErrNotNetNS means that a path names something else than a network
 // namespace.
