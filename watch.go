@@ -32,6 +32,10 @@ type WatchOptions struct {
 	// Ready, when set, is called once the watch listens to notifications
 	// and its first check is done.
 	Ready func()
+	// NoLinks leaves the links to the caller, who runs
+	// [Firewall.FollowLinks] itself (dnft docker does, for the life of
+	// the process rather than of each watch).
+	NoLinks bool
 }
 
 // Watch keeps dnft's tables as they should be until ctx is done, and then
@@ -76,7 +80,11 @@ func (fw *Firewall) Watch(ctx context.Context, opt WatchOptions) error {
 	events, failed := receive(rctx, m)
 	// The settings dnft keeps on bridges follow the links (FollowLinks).
 	linksDone := make(chan error, 1)
-	go func() { linksDone <- fw.FollowLinks(rctx, FollowOptions{Logf: logf}) }()
+	follow := fw.FollowLinks
+	if opt.NoLinks {
+		follow = func(ctx context.Context, _ FollowOptions) error { <-ctx.Done(); return nil }
+	}
+	go func() { linksDone <- follow(rctx, FollowOptions{Logf: logf}) }()
 	defer func() { stopReceiving(); <-linksDone }()
 
 	w := &watcher{fw: fw, logf: logf, events: events}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
@@ -20,18 +21,37 @@ import (
 // disconnected, started (also with a new address after a restart), dead
 // and removed, each applied as one small change. When the connection to
 // dockerd drops it reconnects with exponential backoff and syncs again;
-// an event it cannot apply also leads to a full sync. With Options.Watch
-// it also repairs drift of dnft's tables, as `dnft watch` does.
+// an event it cannot apply also leads to a full sync. From the first
+// sync on, it keeps the settings dnft owns on bridges and their ports
+// ([dnft.Firewall.FollowLinks]), so that a bridge deleted and created
+// again, or a new port, gets them at once. With Options.Watch it also
+// repairs drift of dnft's tables, as `dnft watch` does. Run returns once
+// they have stopped too.
 func (f *Follower) Run(ctx context.Context) error {
 	lo, hi := f.opt.backoff()
 	wait := lo
-	watching := false
+	started := false
+	var bg sync.WaitGroup // the link follower and the watch
+	defer bg.Wait()
 	for {
 		err := f.follow(ctx, func() {
 			wait = lo
-			if f.opt.Watch && !watching {
-				watching = true
-				go f.watch(ctx)
+			if started {
+				return
+			}
+			started = true
+			bg.Go(func() {
+				f.keep(ctx, "link follower", func(ctx context.Context) error {
+					return f.fw.FollowLinks(ctx, dnft.FollowOptions{Logf: f.opt.Logf})
+				})
+			})
+			if f.opt.Watch {
+				bg.Go(func() {
+					f.keep(ctx, "drift watch", func(ctx context.Context) error {
+						opt := dnft.WatchOptions{Logf: f.opt.Logf, Interval: f.opt.WatchInterval, NoLinks: true}
+						return f.fw.Watch(ctx, opt)
+					})
+				})
 			}
 		})
 		if ctx.Err() != nil {
@@ -47,15 +67,15 @@ func (f *Follower) Run(ctx context.Context) error {
 	}
 }
 
-// watch runs the firewall's drift repair until ctx is done, restarting
-// it after a failure.
-func (f *Follower) watch(ctx context.Context) {
+// keep runs fn (named what in the log) until ctx is done, restarting it
+// after a failure.
+func (f *Follower) keep(ctx context.Context, what string, fn func(context.Context) error) {
 	for ctx.Err() == nil {
-		err := f.fw.Watch(ctx, dnft.WatchOptions{Logf: f.opt.Logf, Interval: f.opt.WatchInterval})
+		err := fn(ctx)
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		f.opt.logf("drift watch: %v; restarting in 1s", err)
+		f.opt.logf("%s: %v; restarting in 1s", what, err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):

@@ -88,8 +88,10 @@ in one batch, then follows dockerd's events (networks created and removed,
 containers connected, started with their current address, stopped and
 removed) and applies each change as it happens. It reconnects with backoff
 when dockerd goes away and converges again; killed and restarted, it picks
-up from the kernel. It also repairs drift of dnft's tables as dnft watch
-does, and programs the nat rules of Docker's embedded DNS server (127.0.0.11)
+up from the kernel. It keeps the settings dnft owns on bridges and their
+ports (with --userland-proxy=false) when a bridge or a port appears, also a
+bridge deleted and created again; it repairs drift of dnft's tables as dnft
+watch does, and programs the nat rules of Docker's embedded DNS server (127.0.0.11)
 in every container on a user-defined network, which dockerd cannot do
 without iptables.
 

@@ -26,7 +26,7 @@ var knownDiffs = map[string]string{}
 // both sides. Then the lifecycle: stopped containers, a new address
 // after a restart, a removed network, `dnft docker` killed with SIGKILL
 // while containers start, and dockerd restarted under a running dnft
-// docker.
+// docker; last, a bridge deleted and created again gets its settings.
 func TestTwin(t *testing.T) {
 	RequireDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
@@ -90,6 +90,8 @@ func TestTwin(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("bridge created again", func(t *testing.T) { fol = recreatedBridge(t, ctx, bin, sides, fol) })
 
 	// For the iptables view (issue #15): the real dockerd's iptables-save
 	// and dnft's view of the same Docker state, side by side.
