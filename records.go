@@ -182,7 +182,8 @@ type bindingKey struct {
 
 // bindingCopies are the two records of one binding.
 type bindingCopies struct {
-	dnat, skip *Published
+	dnat, skip       Published
+	hasDNAT, hasSkip bool
 }
 
 // bindings resolves the two records of the bindings of one family: the
@@ -216,17 +217,24 @@ func (rt *recordTruth) bindings(d DaemonConfig, f nft.Family, t *nft.TableState)
 		}
 		return nil
 	}
-	copies := map[bindingKey]*bindingCopies{}
-	var order []bindingKey
+	// One entry per binding, in the order first seen, found by key: no
+	// allocation per element.
+	n := 0
+	for _, name := range []string{portmap.MapDNATHost, portmap.MapDNATAny} {
+		s, _ := setOf(t, name)
+		n += len(s.Elements)
+	}
+	pos := make(map[bindingKey]int, n)
+	all := make([]bindingCopies, 0, n)
 	entry := func(b Binding) *bindingCopies {
 		k := bindingKey{b.Proto, b.HostIP, b.HostPort}
-		c := copies[k]
-		if c == nil {
-			c = &bindingCopies{}
-			copies[k] = c
-			order = append(order, k)
+		j, ok := pos[k]
+		if !ok {
+			j = len(all)
+			pos[k] = j
+			all = append(all, bindingCopies{})
 		}
-		return c
+		return &all[j]
 	}
 	for _, m := range []struct {
 		name string
@@ -243,7 +251,8 @@ func (rt *recordTruth) bindings(d DaemonConfig, f nft.Family, t *nft.TableState)
 				continue
 			}
 			p.Packets, p.Bytes = 0, 0
-			entry(p.Binding).dnat = &p
+			c := entry(p.Binding)
+			c.dnat, c.hasDNAT = p, true
 		}
 	}
 	for _, m := range []struct {
@@ -267,7 +276,8 @@ func (rt *recordTruth) bindings(d DaemonConfig, f nft.Family, t *nft.TableState)
 				rt.find(f, "set "+m.name+" element "+elemHex(e), "invalid record: %v", err)
 				continue
 			}
-			entry(p.Binding).skip = &p
+			c := entry(p.Binding)
+			c.skip, c.hasSkip = p, true
 		}
 	}
 	shared := elementKeys(t, chains.SetPublished, portmap.SetHairpin)
@@ -275,31 +285,31 @@ func (rt *recordTruth) bindings(d DaemonConfig, f nft.Family, t *nft.TableState)
 		pub, hp, err := portmap.SharedKeys(p.Binding)
 		return err == nil && (shared[chains.SetPublished+"/"+string(pub)] || shared[portmap.SetHairpin+"/"+string(hp)])
 	}
-	var out []Published
-	for _, k := range order {
-		c := copies[k]
+	out := make([]Published, 0, len(all))
+	for j := range all {
+		c := &all[j]
 		switch {
-		case c.dnat != nil && c.skip != nil && *c.dnat == *c.skip:
-			out = append(out, *c.dnat)
-		case c.dnat != nil && c.skip != nil:
-			cd, cs := consistent(c.dnat), consistent(c.skip)
+		case c.hasDNAT && c.hasSkip && c.dnat == c.skip:
+			out = append(out, c.dnat)
+		case c.hasDNAT && c.hasSkip:
+			cd, cs := consistent(&c.dnat), consistent(&c.skip)
 			switch {
 			case cd && !cs:
-				out = append(out, *c.dnat)
+				out = append(out, c.dnat)
 			case cs && !cd:
-				out = append(out, *c.skip)
+				out = append(out, c.skip)
 			default:
 				// The best guess is the skip record: an edit that moves
 				// packets changes the DNAT element.
 				rt.find(f, "binding "+c.skip.Binding.String(), "its two records differ (%s on %s in map %s, %s on %s in set %s)",
 					c.dnat.Binding, c.dnat.Network, dnatMap(c.dnat.Binding), c.skip.Binding, c.skip.Network, skipSet(c.skip.Binding))
 				rt.unknownf("the two records of binding %s differ", c.skip.Binding)
-				out = append(out, *c.skip)
+				out = append(out, c.skip)
 			}
-		case c.dnat != nil && consistent(c.dnat):
-			out = append(out, *c.dnat)
-		case c.skip != nil && consistent(c.skip):
-			out = append(out, *c.skip)
+		case c.hasDNAT && consistent(&c.dnat):
+			out = append(out, c.dnat)
+		case c.hasSkip && consistent(&c.skip):
+			out = append(out, c.skip)
 		}
 		// A single record of a container port that nobody published is
 		// forged: the comparison reports its element as not dnft's.

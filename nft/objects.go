@@ -50,11 +50,13 @@ func (tx *Tx) Objects(base []TableState) ([]TableState, error) {
 			ts.Chains = append(ts.Chains, cs)
 		}
 		for _, st := range t.sets {
-			ss := SetState{Name: st.name, Comment: st.comment}
-			ss.Elements = make([]ElementState, 0, st.live())
-			for _, e := range st.elems {
-				if !e.dead {
-					ss.Elements = append(ss.Elements, e.state)
+			ss := SetState{Name: st.name, Comment: st.comment, Elements: st.elems}
+			if st.ndead > 0 {
+				ss.Elements = make([]ElementState, 0, st.live())
+				for j, e := range st.elems {
+					if !st.dead[j] {
+						ss.Elements = append(ss.Elements, e)
+					}
 				}
 			}
 			ts.Sets = append(ts.Sets, ss)
@@ -103,9 +105,9 @@ func (tx *Tx) Flatten() (*Tx, error) {
 		}
 		for _, st := range t.sets {
 			var elems []Element
-			for _, e := range st.elems {
-				if e.src != nil && !e.dead {
-					elems = append(elems, *e.src)
+			for _, src := range st.srcs {
+				if src != nil {
+					elems = append(elems, *src)
 				}
 			}
 			out.AddElements(*st.spec, elems...)
@@ -120,12 +122,17 @@ func (tx *Tx) Flatten() (*Tx, error) {
 }
 
 // sim is the state of dnft's tables during a simulation.
-type sim struct{ tables []*simTable }
+type sim struct {
+	tables []*simTable
+	// adds counts, by family and set, the elements the transaction adds.
+	adds map[Family]map[string]int
+}
 
 type simTable struct {
 	fam    Family
 	chains []*simChain
 	sets   []*simSet
+	adds   map[string]int // the sim's adds of the family
 }
 
 type simChain struct {
@@ -145,45 +152,66 @@ type simRule struct {
 // simSet is a set during a simulation. Its elements are kept in the
 // order they were added; a deleted element is marked dead, and index
 // finds the live element of an ID, so that every change costs the same
-// whatever the size of the set.
+// whatever the size of the set. The elements' states, sources and marks
+// are parallel slices: the states of a set without deletions are the
+// result of [Tx.Objects] as they are.
 type simSet struct {
 	name, comment string
 	spec          *Set // nil for a set of the base state
-	elems         []simElem
-	index         map[string]int
-	dead          int
-}
-
-type simElem struct {
-	state ElementState
-	src   *Element // the element that added it (nil for an interval end or a base element)
-	dead  bool     // deleted: skipped by every reader
+	elems         []ElementState
+	// srcs[j] is the element that added elems[j] (nil for an interval
+	// end, a base element or a dead one).
+	srcs []*Element
+	// dead marks deleted elements, skipped by every reader; nil until
+	// the first deletion.
+	dead     []bool
+	ndead    int
+	index    map[string]int
+	reserved bool
 }
 
 // live returns the number of elements that are not dead.
-func (st *simSet) live() int { return len(st.elems) - st.dead }
+func (st *simSet) live() int { return len(st.elems) - st.ndead }
+
+// isDead reports whether element j was deleted.
+func (st *simSet) isDead(j int) bool { return st.dead != nil && st.dead[j] }
 
 // find returns the position of the live element with the ID.
 func (st *simSet) find(id string) (int, bool) {
-	if st.index == nil {
-		st.index = make(map[string]int, len(st.elems))
-		for j, e := range st.elems {
-			if !e.dead {
-				st.index[elemID(e.state)] = j
-			}
-		}
-	}
+	st.reserve(0)
 	j, ok := st.index[id]
 	return j, ok
 }
 
+// reserve makes room for n more elements (one allocation of the set's
+// elements and index, not the doubling of many appends) and builds the
+// index.
+func (st *simSet) reserve(n int) {
+	if n > 0 {
+		st.elems = slices.Grow(st.elems, n)
+		st.srcs = slices.Grow(st.srcs, n)
+	}
+	if st.index == nil {
+		st.index = make(map[string]int, len(st.elems)+n)
+		for j, e := range st.elems {
+			if !st.isDead(j) {
+				st.index[elemID(e)] = j
+			}
+		}
+	}
+}
+
 // add appends a live element.
-func (st *simSet) add(id string, e simElem) {
+func (st *simSet) add(id string, e ElementState, src *Element) {
 	if _, ok := st.find(id); ok {
 		return
 	}
 	st.index[id] = len(st.elems)
 	st.elems = append(st.elems, e)
+	st.srcs = append(st.srcs, src)
+	if st.dead != nil {
+		st.dead = append(st.dead, false)
+	}
 }
 
 // remove marks the live element with the ID dead.
@@ -192,15 +220,20 @@ func (st *simSet) remove(id string) bool {
 	if !ok {
 		return false
 	}
-	st.elems[j].dead = true
-	st.elems[j].src = nil
-	st.dead++
+	if st.dead == nil {
+		st.dead = make([]bool, len(st.elems), cap(st.elems))
+	}
+	st.dead[j] = true
+	st.srcs[j] = nil
+	st.ndead++
 	delete(st.index, id)
 	return true
 }
 
 // flush removes every element.
-func (st *simSet) flush() { st.elems, st.index, st.dead = nil, nil, 0 }
+func (st *simSet) flush() {
+	st.elems, st.srcs, st.dead, st.index, st.ndead, st.reserved = nil, nil, nil, nil, 0, false
+}
 
 // elemID identifies an element by key (and interval end flag).
 func elemID(e ElementState) string {
@@ -214,9 +247,17 @@ func simulate(base []TableState, tx *Tx) (*sim, error) {
 	if tx.err != nil {
 		return nil, tx.err
 	}
-	s := &sim{}
+	s := &sim{adds: map[Family]map[string]int{}}
+	for _, o := range tx.ops {
+		if o.kind == opAddElems {
+			if s.adds[o.fam] == nil {
+				s.adds[o.fam] = map[string]int{}
+			}
+			s.adds[o.fam][o.set.Name] += len(o.elems)
+		}
+	}
 	for _, ts := range base {
-		t := &simTable{fam: ts.Family}
+		t := &simTable{fam: ts.Family, adds: s.adds[ts.Family]}
 		for _, cs := range ts.Chains {
 			c := &simChain{name: cs.Name, base: cs.Base}
 			for _, r := range cs.Rules {
@@ -227,9 +268,11 @@ func simulate(base []TableState, tx *Tx) (*sim, error) {
 		}
 		for _, ss := range ts.Sets {
 			st := &simSet{name: ss.Name, comment: ss.Comment}
-			for _, e := range ss.Elements {
+			st.elems = make([]ElementState, len(ss.Elements))
+			st.srcs = make([]*Element, len(ss.Elements))
+			for j, e := range ss.Elements {
 				e.Packets, e.Bytes = 0, 0
-				st.elems = append(st.elems, simElem{state: e})
+				st.elems[j] = e
 			}
 			t.sets = append(t.sets, st)
 		}
@@ -274,7 +317,7 @@ func (s *sim) apply(i int, o op) error {
 	t, ti := s.table(o.fam)
 	if o.kind == opAddTable {
 		if t == nil {
-			s.tables = append(s.tables, &simTable{fam: o.fam})
+			s.tables = append(s.tables, &simTable{fam: o.fam, adds: s.adds[o.fam]})
 		}
 		return nil
 	}
@@ -369,6 +412,11 @@ func (t *simTable) applyElems(o op) error {
 	// A batch refuses to delete an element it does not hold, and all of
 	// a message's deletions see the set as it was before the message.
 	var gone []string
+	if o.kind != opDelElems && !st.reserved {
+		// Room for every element the transaction adds to the set.
+		st.reserve(t.adds[o.set.Name])
+		st.reserved = true
+	}
 	for k := range o.elems {
 		src := &o.elems[k]
 		les, err := libElements(o.set, *src)
@@ -385,11 +433,11 @@ func (t *simTable) applyElems(o op) error {
 				gone = append(gone, id)
 				continue
 			}
-			se := simElem{state: es}
+			var from *Element
 			if n == 0 {
-				se.src = src
+				from = src
 			}
-			st.add(id, se) // `add element` leaves an existing key alone
+			st.add(id, es, from) // `add element` leaves an existing key alone
 		}
 	}
 	for _, id := range gone {

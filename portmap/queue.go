@@ -49,6 +49,7 @@ func queuePublish(ctx context.Context, src source, tx *nft.Tx, d chains.DaemonCo
 		q   elemQueue
 		buf [3]elem
 	)
+	q.sizeFor(len(bs))
 	for i, b := range bs {
 		for _, e := range ownElements(d, n, b, seq+int64(i), buf[:0]) {
 			q.add(e.set, e.e)
@@ -90,6 +91,7 @@ func queueUnpublish(ctx context.Context, src source, tx *nft.Tx, d chains.Daemon
 		q   elemQueue
 		buf [3]elem
 	)
+	q.sizeFor(len(bs))
 	for _, b := range bs {
 		for _, e := range ownElements(d, n, b, 0, buf[:0]) {
 			q.del(e.set, e.e)
@@ -199,6 +201,10 @@ type elemQueue struct {
 	dels, adds []elemGroup
 	// space backs dels and adds for a publication of one binding.
 	space [8]elemGroup
+	// hint is the room a group gets when it starts, for a large request
+	// (its number of bindings: a set gets at most one element of each),
+	// so that its elements are one allocation and not many doublings.
+	hint int
 }
 
 type elemGroup struct {
@@ -210,24 +216,35 @@ func (q *elemQueue) add(s nft.Set, e nft.Element) {
 	if q.adds == nil {
 		q.adds = q.space[4:4]
 	}
-	q.adds = appendElem(q.adds, s, e)
+	q.adds = appendElem(q.adds, s, e, q.hint)
 }
 
 func (q *elemQueue) del(s nft.Set, e nft.Element) {
 	if q.dels == nil {
 		q.dels = q.space[:0:4]
 	}
-	q.dels = appendElem(q.dels, s, e)
+	q.dels = appendElem(q.dels, s, e, q.hint)
 }
 
-func appendElem(gs []elemGroup, s nft.Set, e nft.Element) []elemGroup {
+func appendElem(gs []elemGroup, s nft.Set, e nft.Element, hint int) []elemGroup {
 	for i := range gs {
 		if gs[i].set.Name == s.Name && gs[i].set.Family == s.Family {
 			gs[i].elems = append(gs[i].elems, e)
 			return gs
 		}
 	}
-	return append(gs, elemGroup{set: s, elems: []nft.Element{e}})
+	return append(gs, elemGroup{set: s, elems: append(make([]nft.Element, 0, max(hint, 1)), e)})
+}
+
+// largeRequest is the number of bindings from which a request's groups
+// start with room for all of them.
+const largeRequest = 64
+
+// sizeFor sets the hint of a queue for a request of n bindings.
+func (q *elemQueue) sizeFor(n int) {
+	if n >= largeRequest {
+		q.hint = n
+	}
 }
 
 func (q *elemQueue) queue(tx *nft.Tx) {
