@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,12 +43,14 @@ func benchPublishWatch(b *testing.B, cli, watch bool) {
 	ns, fw := prefilled(ctx, b, 10000)
 	bin := dnftBinary(b)
 	var logs lockedBuf
+	cmdPID := 0
 	if watch {
 		cmd := exec.CommandContext(ctx, bin, "--netns", ns.Path(), "watch")
 		cmd.Stderr = &logs
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
+		cmdPID = cmd.Process.Pid
 		defer func() {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
@@ -61,6 +65,10 @@ func benchPublishWatch(b *testing.B, cli, watch bool) {
 		if err != nil {
 			b.Fatalf("dnft %v: %v: %s", args, err, out)
 		}
+	}
+	var cpu0 time.Duration
+	if watch {
+		cpu0 = cpuTime(b, cmdPID)
 	}
 	b.ResetTimer()
 	for range b.N {
@@ -77,7 +85,25 @@ func benchPublishWatch(b *testing.B, cli, watch bool) {
 		}
 	}
 	b.StopTimer()
+	if watch {
+		b.ReportMetric(float64(cpuTime(b, cmdPID)-cpu0)/float64(b.N), "watch-cpu-ns/op")
+	}
 	if watch && strings.Contains(logs.String(), "drift:") {
 		b.Fatalf("the watch saw drift in dnft's own commits:\n%s", logs.String())
 	}
+}
+
+// cpuTime is the CPU time (user and system) process pid has used.
+func cpuTime(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name (in parentheses): utime and stime
+	// are the 12th and 13th, in clock ticks (100 per second).
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
 }
