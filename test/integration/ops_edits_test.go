@@ -188,8 +188,8 @@ func TestRepairEdits(t *testing.T) {
 }
 
 // TestWatchEdits: a running dnft watch restores exactly what was
-// published after each kind of edit, within a second, proven with
-// packets.
+// published after each kind of edit, proven with packets. (The wait is
+// generous: a loaded machine delays the watch, never the outcome.)
 func TestWatchEdits(t *testing.T) {
 	ctx := testContext(t)
 	topo, _ := editsSetup(ctx, t)
@@ -207,11 +207,11 @@ func TestWatchEdits(t *testing.T) {
 	for _, e := range kernelEdits {
 		t.Run(e.name, func(t *testing.T) {
 			e.do(ctx, t, h)
-			restored := waitFor(time.Second, func() bool {
+			restored := waitFor(30*time.Second, func() bool {
 				out, err := h.Run(ctx, "nft", "-s", "list", "ruleset")
 				return err == nil && out == before
 			})
-			require.True(t, restored, "not restored within 1 s; watch log:\n%s\nruleset:\n%s", logs.String(), statelessRuleset(ctx, t, h))
+			require.True(t, restored, "not restored within 30 s; watch log:\n%s\nruleset:\n%s", logs.String(), statelessRuleset(ctx, t, h))
 			require.Equal(t, good, probeFlows(ctx, topo))
 		})
 	}
