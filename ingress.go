@@ -63,6 +63,9 @@ func (fw *Firewall) PublishIngress(ctx context.Context, p IngressPort, more ...I
 			if err != nil {
 				return fmt.Errorf("publish ingress: %w", err)
 			}
+			if err := checkGateway(nets, np.GwBridge); err != nil {
+				return fmt.Errorf("publish ingress: %w", err)
+			}
 			if err := fw.checkIngressPort(ctx, d, np); err != nil {
 				return err
 			}
@@ -188,6 +191,26 @@ func (fw *Firewall) checkIngressPort(ctx context.Context, d DaemonConfig, np ing
 	if ok {
 		if err := ingress.CheckPort(np, []portmap.Published{b}); err != nil {
 			return fmt.Errorf("publish ingress: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkGateway refuses an ingress gateway bridge that is the bridge of a
+// container network, other than Docker's own gateway network
+// ([ingress.DefaultGateway], which swarm creates as a bridge network so
+// that its sandboxes reach the host): ingress turns route_localnet on on
+// its gateway, which would let that network's containers reach the
+// host's services bound to 127.0.0.1.
+func checkGateway(nets []Network, gw string) error {
+	gw = gatewayName(gw)
+	if gw == ingress.DefaultGateway {
+		return nil
+	}
+	for _, n := range nets {
+		if n.Bridge == gw {
+			return &FieldError{Field: "bridge", Value: gw,
+				Reason: fmt.Sprintf("is the bridge of network %q: an ingress gateway is %s or a bridge of its own", n.Name, ingress.DefaultGateway)}
 		}
 	}
 	return nil

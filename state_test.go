@@ -88,6 +88,7 @@ func TestParseStateErrors(t *testing.T) {
 		{"negative seq", edit(`"seq": 12`, `"seq": -1`), "ports[0].seq", "negative"},
 		{"bad target", edit(`"target": "172.30.0.2"`, `"target": "x"`), "ingress[0].target", "not an IP"},
 		{"bad refs", edit(`"refs": 2`, `"refs": -2`), "ingress[0].refs", "at least 1"},
+		{"gateway is a network's bridge", edit(`"target": "172.30.0.2",`, `"target": "172.30.0.2", "bridge": "br-a",`), "ingress[0].bridge", "bridge of network"},
 		{"ingress clash", edit(`"proto": "udp", "port": 30000`, `"proto": "tcp", "port": 8081`), "ingress[0].port", "already published"},
 		{"no daemon", edit(`"daemon": {"userland_proxy": true, "ipv6": true, "allow_direct_routing": false}`, `"daemon": null`), "daemon", "missing"},
 		{"bad family", edit(`"docker_user": []`, `"docker_user": [{"family": "inet", "expr": ""}]`), "docker_user[0].family", "ip or ip6"},

@@ -61,7 +61,7 @@ func (s State) validate(ctx context.Context) (State, error) {
 	if out.Ports, x, err = validPorts(ctx, d, out.Networks, s.Ports); err != nil {
 		return out, err
 	}
-	if out.Ingress, err = validIngress(ctx, d, x, s.Ingress); err != nil {
+	if out.Ingress, err = validIngress(ctx, d, out.Networks, x, s.Ingress); err != nil {
 		return out, err
 	}
 	if out.DockerUser, err = validUserRules(d, s.DockerUser); err != nil {
@@ -168,8 +168,9 @@ func validPorts(ctx context.Context, d DaemonConfig, nets []Network, in []Publis
 }
 
 // validIngress checks every ingress publication: on its own, against the
+// networks (its gateway is no container network's bridge), against the
 // bindings (x: no binding holds its port), and against the others.
-func validIngress(ctx context.Context, d DaemonConfig, x *portmap.Index, in []IngressPublished) ([]IngressPublished, error) {
+func validIngress(ctx context.Context, d DaemonConfig, nets []Network, x *portmap.Index, in []IngressPublished) ([]IngressPublished, error) {
 	type key struct {
 		f     nft.Family
 		proto portmap.Proto
@@ -184,6 +185,9 @@ func validIngress(ctx context.Context, d DaemonConfig, x *portmap.Index, in []In
 		path := fmt.Sprintf("ingress[%d]", i)
 		np, err := ingress.Normalize(d, p.Port)
 		if err != nil {
+			return nil, at(path, err)
+		}
+		if err := checkGateway(nets, np.GwBridge); err != nil {
 			return nil, at(path, err)
 		}
 		if b, ok := x.PortHolder(np.Proto, np.Port); ok {

@@ -119,6 +119,7 @@ func TestIngressCLI(t *testing.T) {
 	}
 	ok("init", "--ip-forward")
 	ok("network", "create", "gw", "--bridge", "docker_gwbridge", "--subnet", "172.30.0.0/16", "-o", optEnableICC+"=false")
+	ok("network", "create", "n1", "--bridge", "br-n1", "--subnet", "172.31.0.0/16")
 	before := nsExec(t, ns, "nft", "-s", "list", "ruleset")
 
 	assert.Equal(t, "8080/tcp\n", ok("ingress", "publish", "-p", "8080", "--target", "172.30.0.2"))
@@ -135,6 +136,7 @@ func TestIngressCLI(t *testing.T) {
 	for _, args := range [][]string{
 		{"ingress", "publish", "-p", "8080", "--target", "172.30.0.3"},
 		{"ingress", "publish", "-p", "8080", "--target", "fd00::2"},
+		{"ingress", "publish", "-p", "9090", "--target", "172.30.0.2", "--bridge", "br-n1"}, // a container network's bridge
 		{"ingress", "unpublish", "-p", "8081"},
 		{"ingress", "unpublish", "-p", "8080", "--target", "172.30.0.9"},
 	} {
