@@ -39,16 +39,30 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// interruptible reports whether the command (see [commandName]) ends
+// cleanly on SIGINT and SIGTERM: a watch exits 0, a demo removes its
+// namespaces. The others are one batch each, which a signal's default
+// action leaves whole or not sent; they do without the signal handling
+// (a goroutine blocked on the signal queue, an extra thread and its
+// wake-ups at every start).
+func interruptible(name string) bool {
+	return name == "" || name == "watch" || name == "demo"
+}
+
 // run executes the command line args and returns the process exit code.
 // Errors are printed to stderr, once, as "dnft: <message>".
 func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	if args == nil {
 		args = []string{} // nil would make cobra fall back to os.Args
 	}
-	root := newRootCmd(&app{}, commandName(args))
+	name := commandName(args)
+	ctx := context.Background()
+	if interruptible(name) {
+		var stop func()
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
+	root := newRootCmd(&app{}, name)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
