@@ -384,11 +384,13 @@ func cvScenarios() []cvScenario {
 			unIngress("", udp, 5353, "172.18.0.2"),
 		}},
 		{"ingress-ipv6", dnft.DaemonConfig{UserlandProxy: true, IPv6: true}, []cvOp{
-			cvNet("gw", "gwbr", "172.21.0.0/16", "fd00:21::/64"),
-			cvIngress("gwbr", tcp, 80, "172.21.0.2"),
-			cvIngress("gwbr", tcp, 80, "fd00:21::2"),
+			// The gateway that is a network's bridge can only be Docker's
+			// docker_gwbridge; the other one is a bridge of its own.
+			cvNet("docker_gwbridge", "docker_gwbridge", "172.21.0.0/16", "fd00:21::/64"),
+			cvIngress("docker_gwbridge", tcp, 80, "172.21.0.2"),
+			cvIngress("docker_gwbridge", tcp, 80, "fd00:21::2"),
 			cvNet("other", "br-other", "172.22.0.0/16", "fd00:22::/64"),
-			cvIngress("docker_gwbridge", udp, 4789, "172.21.0.9"),
+			cvIngress("gwbr", udp, 4789, "172.21.0.9"),
 		}},
 		{"init-only", dnft.DaemonConfig{IPv6: true}, nil},
 	}
