@@ -84,6 +84,9 @@ func cell(b *testing.B, fn func(b *testing.B) []Result) {
 // an aborted loop adds its time as a lower-bound sample, and no timings
 // at all (the repetitions stopped before this operation) skip it.
 func durations(r Result, ds []time.Duration, o Outcome) Result {
+	if o.Warm > 0 && len(ds) > o.Warm {
+		ds = ds[o.Warm:]
+	}
 	r.Unit = "s"
 	if len(ds) == 0 && !o.Aborted {
 		r.Skipped = "not run: the operation before it in each repetition did not finish within the time limit"

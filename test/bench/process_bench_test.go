@@ -53,7 +53,7 @@ func BenchmarkProcessStart(b *testing.B) {
 				// Starts are cheap: three times the usual repetitions.
 				s3 := s
 				s3.Reps *= 3
-				o, err := s3.Repeat(ctx, func(ctx context.Context, _ int) error {
+				o, err := s3.RepeatWarm(ctx, func(ctx context.Context, _ int) error {
 					return timed(&ds, func() error {
 						_, err := execIn(ctx, ns, "", tc.argv[0], tc.argv[1:])
 						return err

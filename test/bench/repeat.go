@@ -14,6 +14,21 @@ type Outcome struct {
 	// how long it had run.
 	Aborted bool
 	Spent   time.Duration
+	// Warm is the number of first repetitions that warmed up and are not
+	// counted (see [Scale.RepeatWarm] and durations).
+	Warm int
+}
+
+// RepeatWarm is [Scale.Repeat] with Warm more repetitions first, whose
+// timings [durations] leaves out: the first calls of an operation pay for
+// cold caches and first-use paths, which a cell of a few quick
+// operations would otherwise count.
+func (s Scale) RepeatWarm(ctx context.Context, op func(ctx context.Context, rep int) error) (Outcome, error) {
+	s.Reps += s.Warm
+	o, err := s.Repeat(ctx, op)
+	o.Warm = min(s.Warm, o.Reps)
+	o.Reps -= o.Warm
+	return o, err
 }
 
 // Repeat calls op (rep = 0, 1, …) Reps times. op records its own timings

@@ -36,6 +36,9 @@ type Scale struct {
 	// reported as a lower bound.
 	Reps  int
 	Abort time.Duration
+	// Warm is how many repetitions of a quick operation run before the
+	// counted ones (see [Scale.RepeatWarm]).
+	Warm int
 }
 
 // Scales are the predefined scales.
@@ -44,13 +47,13 @@ var Scales = map[string]Scale{
 		Name: "small", Networks: []int{1, 5, 20}, Existing: []int{0, 100, 1000}, Batch: 1000, Ingress: []int{1, 100, 1000},
 		DataBindings: []int{10, 100, 1000}, DataNetworks: []int{10, 20, 50},
 		DataRun: 150 * time.Millisecond, DataRuns: 6,
-		Reps: 5, Abort: 5 * time.Second,
+		Reps: 5, Abort: 5 * time.Second, Warm: 1,
 	},
 	"full": {
 		Name: "full", Networks: []int{1, 50, 500}, Existing: []int{0, 1000, 5000, 10000}, Batch: 10000, Ingress: []int{1, 1000, 5000},
 		DataBindings: []int{10, 1000, 10000}, DataNetworks: []int{10, 100, 500},
 		DataRun: 400 * time.Millisecond, DataRuns: 12,
-		Reps: 11, Abort: 20 * time.Second,
+		Reps: 11, Abort: 20 * time.Second, Warm: 2,
 	},
 }
 
