@@ -35,8 +35,8 @@ func (fw *Firewall) CreateNetwork(ctx context.Context, n NetworkConfig) error {
 	}
 	defer unlock()
 	var (
-		d  DaemonConfig
-		nw chains.Network
+		d, next DaemonConfig
+		nw      chains.Network
 	)
 	err = fw.retry(func() error {
 		var (
@@ -61,11 +61,15 @@ func (fw *Firewall) CreateNetwork(ctx context.Context, n NetworkConfig) error {
 		}
 		nw = chains.Network{NetworkConfig: n, Seq: fw.seq()}
 		tx := &nft.Tx{}
+		// iptables' raw table exists from now on (the view shows it).
+		if next = chains.RawUse(d, n); next != d {
+			chains.SetDaemon(tx, d, next)
+		}
 		chains.CreateNetwork(tx, d, nw)
 		// Newest of all: SNAT networks created before yield to its
 		// masquerade from the host (userland proxy off).
 		chains.SyncYields(tx, d, chains.Order{Networks: nets}, chains.Order{Networks: append(slices.Clone(nets), nw)})
-		if err := fw.commit(ctx, tx, func(v *view) { v.nets = append(v.nets, nw) }); err != nil {
+		if err := fw.commit(ctx, tx, func(v *view) { v.nets, v.d = append(v.nets, nw), next }); err != nil {
 			return fmt.Errorf("create network %s: %w", n.Name, err)
 		}
 		return nil

@@ -280,7 +280,7 @@ func (fw *Firewall) layoutErr(ctx context.Context, d chains.DaemonConfig, err er
 		return err
 	}
 	for _, f := range d.Families() {
-		for _, name := range []string{portmap.SetTargets, portmap.SetHostPorts} {
+		for _, name := range []string{portmap.SetTargets, portmap.SetHostPorts, portmap.SetPositions} {
 			if ok, herr := fw.conn.HasSet(ctx, f, name); herr == nil && !ok {
 				return fmt.Errorf("%w: dnft's %s table has no set %s (an older dnft set it up): run dnft repair", err, f, name)
 			}

@@ -454,8 +454,8 @@ func (rt *recordTruth) ingress(d DaemonConfig, f nft.Family, t *nft.TableState) 
 	counts := map[string]int{}
 	gws, _ := setOf(t, ingress.SetGateways)
 	for _, e := range gws.Elements {
-		if gw, n, err := ingress.DecodeGateway(f, e); err == nil {
-			counts[gw] = n
+		if gw, g, err := ingress.DecodeGateway(f, e); err == nil {
+			counts[gw] = g.Ports
 		}
 	}
 	var out, single []IngressPublished

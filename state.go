@@ -32,6 +32,10 @@ type State struct {
 	// Ingress are the ingress publications with their reference counts,
 	// oldest first. Counters are not part of the state.
 	Ingress []IngressPublished
+	// IngressHistory is the history of ingress gateways that iptables'
+	// view needs (see [IngressHistory]); bindings and networks keep
+	// theirs in their own fields.
+	IngressHistory []IngressHistory
 	// DockerUser are the operator's DOCKER-USER rules, IPv4's then IPv6's,
 	// each family's in order. Nil means "not part of this state": Restore
 	// and Apply then keep the rules DOCKER-USER has. Save always sets it.
@@ -97,12 +101,14 @@ const StateVersion = 1
 // defaults of the CLI: userland proxy, ICC and masquerade on, tcp, the
 // docker_gwbridge gateway, one reference.
 type stateDoc struct {
-	Version    int           `json:"version"`
-	Daemon     *daemonDoc    `json:"daemon"`
-	Networks   []networkDoc  `json:"networks"`
-	Ports      []portDoc     `json:"ports"`
-	Ingress    []ingressDoc  `json:"ingress"`
-	DockerUser []userRuleDoc `json:"docker_user"`
+	Version  int          `json:"version"`
+	Daemon   *daemonDoc   `json:"daemon"`
+	Networks []networkDoc `json:"networks"`
+	Ports    []portDoc    `json:"ports"`
+	Ingress  []ingressDoc `json:"ingress"`
+	// IngressHistory is optional.
+	IngressHistory []ingressHistoryDoc `json:"ingress_history,omitempty"`
+	DockerUser     []userRuleDoc       `json:"docker_user"`
 }
 
 type daemonDoc struct {
@@ -113,6 +119,10 @@ type daemonDoc struct {
 	ForwardDrop6       bool  `json:"forward_drop_ipv6,omitempty"`
 	// Layout is the iptables view's layout: absent for classic, "stages".
 	Layout string `json:"layout,omitempty"`
+	// RawTable4 and RawTable6 record that iptables' raw tables have been
+	// used (see DaemonConfig.RawTable4).
+	RawTable4 bool `json:"raw_table_ipv4,omitempty"`
+	RawTable6 bool `json:"raw_table_ipv6,omitempty"`
 }
 
 type networkDoc struct {
@@ -136,6 +146,10 @@ type portDoc struct {
 	ContainerIP   string `json:"container_ip"`
 	ContainerPort uint16 `json:"container_port"`
 	Seq           int64  `json:"seq,omitempty"`
+	// FilterSeq and HairpinSeq are history for the iptables view (see
+	// portmap.Published.FilterSeq).
+	FilterSeq  int64 `json:"filter_seq,omitempty"`
+	HairpinSeq int64 `json:"hairpin_seq,omitempty"`
 }
 
 type ingressDoc struct {
@@ -166,7 +180,8 @@ func (s State) Encode() ([]byte, error) {
 	if s.Daemon != nil {
 		up := s.Daemon.UserlandProxy
 		doc.Daemon = &daemonDoc{UserlandProxy: &up, IPv6: s.Daemon.IPv6, AllowDirectRouting: s.Daemon.AllowDirectRouting,
-			ForwardDrop4: s.Daemon.ForwardDrop4, ForwardDrop6: s.Daemon.ForwardDrop6, Layout: s.Daemon.Layout}
+			ForwardDrop4: s.Daemon.ForwardDrop4, ForwardDrop6: s.Daemon.ForwardDrop6, Layout: s.Daemon.Layout,
+			RawTable4: s.Daemon.RawTable4, RawTable6: s.Daemon.RawTable6}
 	}
 	nets := slices.Clone(s.Networks)
 	sortBySeq(nets, func(n Network) int64 { return n.Seq })
@@ -184,13 +199,17 @@ func (s State) Encode() ([]byte, error) {
 	sortBySeq(ports, func(p Published) int64 { return p.Seq })
 	for _, p := range ports {
 		doc.Ports = append(doc.Ports, portDoc{Network: p.Network, Proto: string(p.Proto), HostIP: addrText(p.HostIP),
-			HostPort: p.HostPort, ContainerIP: addrText(p.ContainerIP), ContainerPort: p.ContainerPort, Seq: p.Seq})
+			HostPort: p.HostPort, ContainerIP: addrText(p.ContainerIP), ContainerPort: p.ContainerPort, Seq: p.Seq,
+			FilterSeq: p.FilterSeq, HairpinSeq: p.HairpinSeq})
 	}
 	ing := slices.Clone(s.Ingress)
 	sortBySeq(ing, func(p IngressPublished) int64 { return p.Seq })
 	for _, p := range ing {
 		doc.Ingress = append(doc.Ingress, ingressDoc{Bridge: p.GwBridge, Proto: string(p.Proto), Port: p.Port.Port,
 			Target: addrText(p.Target), Refs: p.Refs, Seq: p.Seq})
+	}
+	for _, h := range s.IngressHistory {
+		doc.IngressHistory = append(doc.IngressHistory, ingressHistoryToDoc(h))
 	}
 	if s.DockerUser != nil {
 		doc.DockerUser = []userRuleDoc{}
@@ -280,7 +299,8 @@ func (doc stateDoc) state() (State, error) {
 	var s State
 	if doc.Daemon != nil {
 		d := DaemonConfig{UserlandProxy: boolOr(doc.Daemon.UserlandProxy, true), IPv6: doc.Daemon.IPv6, AllowDirectRouting: doc.Daemon.AllowDirectRouting,
-			ForwardDrop4: doc.Daemon.ForwardDrop4, ForwardDrop6: doc.Daemon.ForwardDrop6, Layout: doc.Daemon.Layout}
+			ForwardDrop4: doc.Daemon.ForwardDrop4, ForwardDrop6: doc.Daemon.ForwardDrop6, Layout: doc.Daemon.Layout,
+			RawTable4: doc.Daemon.RawTable4, RawTable6: doc.Daemon.RawTable6}
 		if err := chains.ValidLayout(d.Layout); err != nil {
 			return s, &FieldError{Field: "daemon.layout", Value: d.Layout, Reason: "must be absent (classic) or \"stages\""}
 		}
@@ -295,7 +315,7 @@ func (doc stateDoc) state() (State, error) {
 	}
 	for i, pd := range doc.Ports {
 		path := fmt.Sprintf("ports[%d]", i)
-		p := Published{Network: pd.Network, Seq: pd.Seq, Binding: Binding{Proto: portmap.Proto(strOr(pd.Proto, "tcp")),
+		p := Published{Network: pd.Network, Seq: pd.Seq, FilterSeq: pd.FilterSeq, HairpinSeq: pd.HairpinSeq, Binding: Binding{Proto: portmap.Proto(strOr(pd.Proto, "tcp")),
 			HostPort: pd.HostPort, ContainerPort: pd.ContainerPort}}
 		var err error
 		if p.HostIP, err = parseAddr(path+".host_ip", pd.HostIP, true); err != nil {
@@ -318,6 +338,13 @@ func (doc stateDoc) state() (State, error) {
 		}
 		s.Ingress = append(s.Ingress, IngressPublished{Port: IngressPort{GwBridge: id.Bridge,
 			Proto: portmap.Proto(strOr(id.Proto, "tcp")), Port: id.Port, Target: t}, Refs: refs, Seq: id.Seq})
+	}
+	for i, hd := range doc.IngressHistory {
+		h, err := ingressHistoryFromDoc(fmt.Sprintf("ingress_history[%d]", i), hd)
+		if err != nil {
+			return s, err
+		}
+		s.IngressHistory = append(s.IngressHistory, h)
 	}
 	if doc.DockerUser != nil {
 		s.DockerUser = []UserRule{}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/dnft/dnft/nft"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dnft/dnft/nft"
 )
 
 const sampleDoc = `{
@@ -55,6 +57,23 @@ func TestParseStateDefaults(t *testing.T) {
 
 // TestParseStateErrors: every bad document is refused with a FieldError
 // that names the field by its path.
+// TestParseStateHistory: the history of the iptables view (positions of
+// bindings' rules, ingress gateways') goes through the document.
+func TestParseStateHistory(t *testing.T) {
+	doc := strings.Replace(sampleDoc, `"container_port": 80, "seq": 12}`, `"container_port": 80, "seq": 12, "filter_seq": 3, "hairpin_seq": 20}`, 1)
+	doc = strings.Replace(doc, `"docker_user": []`, `"ingress_history": [{"family": "ip", "bridge": "docker_gwbridge", "masquerade_seq": 5, "chains_seq": 4}], "docker_user": []`, 1)
+	s, err := ParseState([]byte(doc))
+	require.NoError(t, err)
+	require.Equal(t, int64(3), s.Ports[0].FilterSeq)
+	require.Equal(t, int64(20), s.Ports[0].HairpinSeq)
+	require.Equal(t, []IngressHistory{{Family: nft.IPv4, Bridge: "docker_gwbridge", Masquerade: 5, Chains: 4}}, s.IngressHistory)
+	out, err := s.Encode()
+	require.NoError(t, err)
+	again, err := ParseState(out)
+	require.NoError(t, err)
+	require.Equal(t, s, again)
+}
+
 func TestParseStateErrors(t *testing.T) {
 	edit := func(old, new string) string {
 		if !strings.Contains(sampleDoc, old) {
@@ -94,6 +113,13 @@ func TestParseStateErrors(t *testing.T) {
 		{"bad family", edit(`"docker_user": []`, `"docker_user": [{"family": "inet", "expr": ""}]`), "docker_user[0].family", "ip or ip6"},
 		{"bad base64", edit(`"docker_user": []`, `"docker_user": [{"family": "ip", "expr": "!!"}]`), "docker_user[0].expr", "not base64"},
 		{"bad expressions", edit(`"docker_user": []`, `"docker_user": [{"family": "ip", "expr": "AAAA"}]`), "docker_user[0].expr", "bad expression list"},
+		{"filter_seq after", edit(`"container_port": 80, "seq": 12}`, `"container_port": 80, "seq": 12, "filter_seq": 12}`), "ports[0].filter_seq", "below the binding's seq"},
+		{"hairpin_seq before", edit(`"container_port": 80, "seq": 12}`, `"container_port": 80, "seq": 12, "hairpin_seq": 3}`), "ports[0].hairpin_seq", "above the binding's seq"},
+		{"history without seq", edit(`"container_port": 80}`, `"container_port": 80, "filter_seq": 3}`), "ports[1].filter_seq", "below the binding's seq"},
+		{"history family", edit(`"docker_user": []`, `"ingress_history": [{"family": "inet", "bridge": "docker_gwbridge"}], "docker_user": []`), "ingress_history[0].family", "ip or ip6"},
+		{"history gateway", edit(`"docker_user": []`, `"ingress_history": [{"family": "ip", "bridge": "gw9", "masquerade_seq": 1}], "docker_user": []`), "ingress_history[0].bridge", "has no ip ingress port"},
+		{"history masquerade", edit(`"docker_user": []`, `"ingress_history": [{"family": "ip", "bridge": "docker_gwbridge", "masquerade_seq": 14}], "docker_user": []`), "ingress_history[0].masquerade_seq", "not after"},
+		{"history chains", edit(`"docker_user": []`, `"ingress_history": [{"family": "ip", "bridge": "docker_gwbridge", "chains_seq": -1}], "docker_user": []`), "ingress_history[0].chains_seq", "must be positive"},
 		{"no expressions", edit(`"docker_user": []`, `"docker_user": [{"family": "ip", "expr": ""}]`), "docker_user[0].expr", "no expressions"},
 		{"user rule loops", edit(`"docker_user": []`, `"docker_user": [{"family": "ip", "expr": "`+jumpExpr(t, "DOCKER-USER")+`"}]`), "docker_user[0]", "a loop"},
 		{"user rule to a base chain", edit(`"docker_user": []`, `"docker_user": [{"family": "ip", "expr": "`+jumpExpr(t, "filter-FORWARD")+`"}]`), "docker_user[0]", "base chain"},

@@ -51,6 +51,38 @@ type DaemonConfig struct {
 	// namespace shows the same layout (`dnft docker` sets it to the
 	// followed daemon's).
 	Layout string
+	// RawTable4 and RawTable6 record that a rule of iptables' (ip6tables')
+	// raw table has existed since init (protected mode's direct-access
+	// drops come with the first non-internal network of the family):
+	// iptables keeps the table, empty, once its last rule is gone, and
+	// the iptables view shows it. They change no rule. See [RawUse].
+	RawTable4, RawTable6 bool
+}
+
+// RawUse returns d with the raw tables that creating network n uses
+// recorded (CONTRACT.md §2: protected mode, not internal, in each family
+// of the network).
+func RawUse(d DaemonConfig, n NetworkConfig) DaemonConfig {
+	if d.AllowDirectRouting || n.Internal {
+		return d
+	}
+	for _, f := range NetworkFamilies(d, n) {
+		if f == nft.IPv6 {
+			d.RawTable6 = true
+		} else {
+			d.RawTable4 = true
+		}
+	}
+	return d
+}
+
+// RawTable reports whether family f's raw table has been used (see
+// [DaemonConfig.RawTable4]).
+func (d DaemonConfig) RawTable(f nft.Family) bool {
+	if f == nft.IPv6 {
+		return d.RawTable6
+	}
+	return d.RawTable4
 }
 
 // LayoutStages is [DaemonConfig.Layout] for Docker 17.06–27's layout.

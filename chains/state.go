@@ -35,13 +35,16 @@ func EncodeDaemon(d DaemonConfig) string {
 	if d.Layout != "" {
 		s += ";layout=" + d.Layout
 	}
+	if d.RawTable4 || d.RawTable6 {
+		s += fmt.Sprintf(";raw=%d%d", b2i(d.RawTable4), b2i(d.RawTable6))
+	}
 	return s
 }
 
 // DecodeDaemon parses [EncodeDaemon]'s output; anything else is an
 // error.
 func DecodeDaemon(s string) (DaemonConfig, error) {
-	kv, err := parseRecord(s, "proxy", "ipv6", "adr", "fwdrop", "layout")
+	kv, err := parseRecord(s, "proxy", "ipv6", "adr", "fwdrop", "layout", "raw")
 	if err != nil {
 		return DaemonConfig{}, fmt.Errorf("daemon record: %w", err)
 	}
@@ -70,6 +73,12 @@ func DecodeDaemon(s string) (DaemonConfig, error) {
 			return DaemonConfig{}, fmt.Errorf("daemon record: bad layout %q", Clip(v))
 		}
 		d.Layout = v
+	}
+	if v, ok := kv["raw"]; ok {
+		if len(v) != 2 || strings.Trim(v, "01") != "" {
+			return DaemonConfig{}, fmt.Errorf("daemon record: bad raw %q", v)
+		}
+		d.RawTable4, d.RawTable6 = v[0] == '1', v[1] == '1'
 	}
 	return d, nil
 }

@@ -22,6 +22,15 @@ type Input struct {
 	// User holds, per family, the rules of DOCKER-USER as read from the
 	// kernel. A family without an entry shows Docker's `-j RETURN`.
 	User map[Family]UserChainRules
+	// Gateways holds, per family and ingress gateway bridge, the Seq of
+	// the publication that created the gateway's masquerade: iptables
+	// keeps the rule where that first publication put it until the last
+	// port on the gateway goes (0 or absent: at its oldest port).
+	Gateways map[Family]map[string]int64
+	// IngressCreated holds, per family, the Seq of the publication that
+	// created the ingress chains and jumps, which stay where it put them
+	// until the family's last port goes (0 or absent: at the oldest port).
+	IngressCreated map[Family]int64
 }
 
 // UserChainRules are the rules of a family's DOCKER-USER in iptables'

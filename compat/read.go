@@ -63,7 +63,7 @@ var tableSets = map[string][]string{
 }
 
 // inputSets are the sets the input is decoded from, whatever is shown.
-var inputSets = []string{chains.SetNetworks, chains.MapForwardOut, portmap.MapDNATHost, portmap.MapDNATAny, ingress.MapDNAT, ingress.SetGateways}
+var inputSets = []string{chains.SetNetworks, chains.MapForwardOut, portmap.MapDNATHost, portmap.MapDNATAny, portmap.SetPositions, ingress.MapDNAT, ingress.SetGateways}
 
 // ReadInputFor is ReadInput for a view of some tables only (none: all):
 // the elements of sets that only other tables' counters need (thousands
@@ -161,6 +161,11 @@ func readOnce(ctx context.Context, r Reader, keep func(string) bool) (Input, *Ke
 		if err != nil {
 			return in, nil, fmt.Errorf("read dnft state: %w", err)
 		}
+		if pos := ts.Set(portmap.SetPositions); pos != nil {
+			if err := portmap.ApplyPositions(f, *pos, ps); err != nil {
+				return in, nil, fmt.Errorf("read dnft state: %w", err)
+			}
+		}
 		in.Bindings = append(in.Bindings, ps...)
 	}
 	portmap.SortPublished(in.Bindings)
@@ -170,6 +175,30 @@ func readOnce(ctx context.Context, r Reader, keep func(string) bool) (Input, *Ke
 	ips, err := ingress.List(ctx, snapshot{k}, d)
 	if err != nil {
 		return in, nil, fmt.Errorf("read dnft state: %w", err)
+	}
+	for _, f := range d.Families() {
+		gws, err := ingress.Gateways(ctx, snapshot{k}, f)
+		if err != nil {
+			return in, nil, fmt.Errorf("read dnft state: %w", err)
+		}
+		for name, g := range gws {
+			if g.Ingress != 0 {
+				if in.IngressCreated == nil {
+					in.IngressCreated = map[Family]int64{}
+				}
+				in.IngressCreated[compatFamily(f)] = g.Ingress
+			}
+			if g.Created == 0 {
+				continue
+			}
+			if in.Gateways == nil {
+				in.Gateways = map[Family]map[string]int64{}
+			}
+			if in.Gateways[compatFamily(f)] == nil {
+				in.Gateways[compatFamily(f)] = map[string]int64{}
+			}
+			in.Gateways[compatFamily(f)][name] = g.Created
+		}
 	}
 	for _, p := range ips {
 		in.Ingress = append(in.Ingress, Ingress{Proto: p.Proto, Port: p.Port.Port, Target: p.Target,

@@ -24,7 +24,7 @@ func Build(in Input, k *Kernel) (*View, error) {
 	if !in.Initialized {
 		return v, nil
 	}
-	p := &replayer{in: in, view: v, ingress: map[Family]*ingressState{}, stages: in.Daemon.Layout == chains.LayoutStages}
+	p := &replayer{in: in, view: v, ingress: map[Family]bool{}, stages: in.Daemon.Layout == chains.LayoutStages}
 	if k != nil && k.only != nil {
 		// A view of some tables only: the others are not rebuilt.
 		p.skip = map[string]bool{}
@@ -36,7 +36,8 @@ func Build(in Input, k *Kernel) (*View, error) {
 		return nil, err
 	}
 	for _, rs := range []*Ruleset{v.IPv4, v.IPv6} {
-		if raw := rs.Table(TableRaw); len(raw.Chain("PREROUTING").Rules)+len(raw.Chain("OUTPUT").Rules) > 0 {
+		// iptables keeps the raw table, empty, once a rule has been there.
+		if raw := rs.Table(TableRaw); len(raw.Chain("PREROUTING").Rules)+len(raw.Chain("OUTPUT").Rules) > 0 || in.Daemon.RawTable(nftFamily(rs.Family)) {
 			raw.Present = true
 		}
 		if k != nil {
@@ -46,17 +47,12 @@ func Build(in Input, k *Kernel) (*View, error) {
 	return v, nil
 }
 
-type ingressState struct {
-	first    *Ingress
-	gateways map[string]bool
-}
-
 // replayer runs the command sequence.
 type replayer struct {
 	in      Input
 	view    *View
 	nets    []chains.Network // created so far, oldest first
-	ingress map[Family]*ingressState
+	ingress map[Family]bool  // families whose ingress chains exist
 	// front holds rules inserted at the top of a chain, not yet in it.
 	front map[chainKey][]*Rule
 	// skip names the tables not rebuilt (a view of other tables).
@@ -66,14 +62,28 @@ type replayer struct {
 	// once holds, per chain, the rules appended only when not already
 	// there (dockerd 20.10 checks with -C before -A).
 	once map[chainKey]map[string]bool
+	// masq holds the ingress gateways whose masquerade was replayed.
+	masq map[gateway]bool
 }
 
 // event is one object to replay.
 type event struct {
 	seq  int64
-	kind int // 0 network, 1 binding, 2 ingress (the order of ties)
+	kind int // 0 network, 1 binding, 2 ingress chains, 3 gateway, 4 ingress port (the order of ties)
 	idx  int
+	part bindingPart
 }
+
+// bindingPart selects rules of a binding: a binding whose filter accept
+// or hairpin masquerade sits elsewhere in iptables' chains than where its
+// publication put them (portmap.Published.FilterSeq) is replayed in parts.
+type bindingPart int
+
+const (
+	partOwn     bindingPart = iota // every rule not replayed elsewhere
+	partFilter                     // the filter accept alone
+	partHairpin                    // the hairpin masquerade alone
+)
 
 func (p *replayer) run() error {
 	d := p.in.Daemon
@@ -84,13 +94,33 @@ func (p *replayer) run() error {
 	}
 	var evs []event
 	for i, n := range p.in.Networks {
-		evs = append(evs, event{n.Seq, 0, i})
+		evs = append(evs, event{seq: n.Seq, kind: 0, idx: i})
 	}
 	for i, b := range p.in.Bindings {
-		evs = append(evs, event{b.Seq, 1, i})
+		evs = append(evs, event{seq: b.Seq, kind: 1, idx: i})
+		if p.stages {
+			continue // dockerd 20.10 appends each rule once: no copies
+		}
+		if b.FilterSeq != 0 {
+			evs = append(evs, event{seq: b.FilterSeq, kind: 1, idx: i, part: partFilter})
+		}
+		if b.HairpinSeq != 0 {
+			evs = append(evs, event{seq: b.HairpinSeq, kind: 1, idx: i, part: partHairpin})
+		}
 	}
 	for i, g := range p.in.Ingress {
-		evs = append(evs, event{g.Seq, 2, i})
+		evs = append(evs, event{seq: g.Seq, kind: 4, idx: i})
+	}
+	fams := []Family{IPv4, IPv6}
+	var gws []gateway
+	for i, f := range fams {
+		if seq, ok := p.in.IngressCreated[f]; ok && seq != 0 {
+			evs = append(evs, event{seq: seq, kind: 2, idx: i})
+		}
+		for name, seq := range p.in.Gateways[f] {
+			gws = append(gws, gateway{f, name})
+			evs = append(evs, event{seq: seq, kind: 3, idx: len(gws) - 1})
+		}
 	}
 	slices.SortStableFunc(evs, func(a, b event) int {
 		return cmp.Or(cmp.Compare(a.seq, b.seq), cmp.Compare(a.kind, b.kind))
@@ -101,8 +131,12 @@ func (p *replayer) run() error {
 		case 0:
 			err = p.network(p.in.Networks[e.idx])
 		case 1:
-			err = p.binding(p.in.Bindings[e.idx])
+			err = p.binding(p.in.Bindings[e.idx], e.part)
 		case 2:
+			err = p.ingressChains(fams[e.idx])
+		case 3:
+			err = p.gatewayMasquerade(gws[e.idx].f, gws[e.idx].name)
+		case 4:
 			err = p.ingressPublish(&p.in.Ingress[e.idx])
 		}
 		if err != nil {
@@ -386,8 +420,8 @@ func (p *replayer) userRules(f Family) error {
 func (p *replayer) jumpSrc(f Family, chain string) *Source {
 	switch chain {
 	case "DOCKER-INGRESS":
-		if st := p.ingress[f]; st != nil {
-			return st.first.Counters[IngressForwardJump]
+		if p.ingress[f] {
+			return IngressSources("", 0)[IngressForwardJump]
 		}
 		return nil
 	case "DOCKER-USER":
@@ -408,7 +442,7 @@ func (p *replayer) moveJump(f Family, chain string) error {
 // and DOCKER-USER to the top of FORWARD, in that order.
 func (p *replayer) moveJumps(f Family) error {
 	for _, c := range []string{p.isolation(), "DOCKER-INGRESS", "DOCKER-USER"} {
-		if c == "DOCKER-INGRESS" && p.ingress[f] == nil {
+		if c == "DOCKER-INGRESS" && !p.ingress[f] {
 			continue
 		}
 		if err := p.moveJump(f, c); err != nil {
@@ -529,7 +563,7 @@ func isLoopback(a netip.Addr) bool {
 }
 
 // binding is CONTRACT.md §2's port publish for one binding.
-func (p *replayer) binding(b portmap.Published) error {
+func (p *replayer) binding(b portmap.Published, part bindingPart) error {
 	var n *chains.Network
 	for i := range p.nets {
 		if p.nets[i].Name == b.Network {
@@ -541,6 +575,19 @@ func (p *replayer) binding(b portmap.Published) error {
 	}
 	f := familyOf(b.ContainerIP)
 	rs := bindingRules(p.in.Daemon, n.Bridge, b, p.skip)
+	if !p.stages {
+		rs = slices.DeleteFunc(rs, func(r builtRule) bool {
+			filter := r.table == TableFilter && r.chain == "DOCKER"
+			hairpin := r.table == TableNAT && r.chain == "POSTROUTING"
+			switch part {
+			case partFilter:
+				return !filter
+			case partHairpin:
+				return !hairpin
+			}
+			return filter && b.FilterSeq != 0 || hairpin && b.HairpinSeq != 0
+		})
+	}
 	if p.stages {
 		// dockerd 20.10 (portmapper Forward): every rule appended, after a
 		// -C check, so identical rules are there once; SCTP ports also
@@ -670,6 +717,57 @@ func DNATSource(b portmap.Published) *Source {
 	return elemSrc(portmap.MapDNATAny, key(num, b.HostPort))
 }
 
+// gateway names an ingress gateway bridge of a family.
+type gateway struct {
+	f    Family
+	name string
+}
+
+// gatewayMasquerade is the masquerade that an ingress gateway's first
+// publication adds (`-t nat -I POSTROUTING -m addrtype --src-type LOCAL -o
+// G -j MASQUERADE`), replayed at that publication's place.
+func (p *replayer) gatewayMasquerade(f Family, gw string) error {
+	if p.masq[gateway{f, gw}] {
+		return nil
+	}
+	if p.masq == nil {
+		p.masq = map[gateway]bool{}
+	}
+	p.masq[gateway{f, gw}] = true
+	return p.do(f, TableNAT, "-I", "POSTROUTING", "-m addrtype --src-type LOCAL -o "+gw+" -j MASQUERADE",
+		sharedRule(chains.NATPostrouting, cIngressMasq))
+}
+
+// ingressChains creates a family's ingress chains and jumps, as the
+// family's first ingress publication does (once; they stay until the last
+// port goes).
+func (p *replayer) ingressChains(f Family) error {
+	if p.ingress[f] {
+		return nil
+	}
+	shared := IngressSources("", 0) // the rules all ports share
+	src := func(r IngressRule) *Source { return shared[r] }
+	if err := p.newChain(f, TableNAT, "DOCKER-INGRESS"); err != nil {
+		return err
+	}
+	if err := p.do(f, TableNAT, "-A", "DOCKER-INGRESS", "-j RETURN", src(IngressNATReturn)); err != nil {
+		return err
+	}
+	if err := p.newChain(f, TableFilter, "DOCKER-INGRESS"); err != nil {
+		return err
+	}
+	p.ingress[f] = true
+	if err := p.runCmds(f, []cmd{
+		{TableFilter, "-A", "DOCKER-INGRESS", "-j RETURN", src(IngressFilterReturn)},
+		{TableNAT, "-I", "OUTPUT", "-m addrtype --dst-type LOCAL -j DOCKER-INGRESS", src(IngressOutputJump)},
+		{TableNAT, "-I", "PREROUTING", "-m addrtype --dst-type LOCAL -j DOCKER-INGRESS", src(IngressPreroutingJump)},
+		{TableFilter, "-I", "FORWARD", "-j DOCKER-INGRESS", src(IngressForwardJump)},
+	}); err != nil {
+		return err
+	}
+	return p.moveJump(f, "DOCKER-USER")
+}
+
 // ingressPublish is CONTRACT.md §2's ingress publish.
 func (p *replayer) ingressPublish(g *Ingress) error {
 	f := familyOf(g.Target)
@@ -681,35 +779,11 @@ func (p *replayer) ingressPublish(g *Ingress) error {
 		gw = DefaultGateway
 	}
 	src := func(r IngressRule) *Source { return g.Counters[r] }
-	st := p.ingress[f]
-	if st == nil {
-		st = &ingressState{first: g, gateways: map[string]bool{}}
-		if err := p.newChain(f, TableNAT, "DOCKER-INGRESS"); err != nil {
-			return err
-		}
-		if err := p.do(f, TableNAT, "-A", "DOCKER-INGRESS", "-j RETURN", src(IngressNATReturn)); err != nil {
-			return err
-		}
-		if err := p.newChain(f, TableFilter, "DOCKER-INGRESS"); err != nil {
-			return err
-		}
-		p.ingress[f] = st
-		if err := p.runCmds(f, []cmd{
-			{TableFilter, "-A", "DOCKER-INGRESS", "-j RETURN", src(IngressFilterReturn)},
-			{TableNAT, "-I", "OUTPUT", "-m addrtype --dst-type LOCAL -j DOCKER-INGRESS", src(IngressOutputJump)},
-			{TableNAT, "-I", "PREROUTING", "-m addrtype --dst-type LOCAL -j DOCKER-INGRESS", src(IngressPreroutingJump)},
-			{TableFilter, "-I", "FORWARD", "-j DOCKER-INGRESS", src(IngressForwardJump)},
-		}); err != nil {
-			return err
-		}
-		if err := p.moveJump(f, "DOCKER-USER"); err != nil {
-			return err
-		}
+	if err := p.ingressChains(f); err != nil {
+		return err
 	}
-	var cmds []cmd
-	if !st.gateways[gw] {
-		st.gateways[gw] = true
-		cmds = append(cmds, cmd{TableNAT, "-I", "POSTROUTING", "-m addrtype --src-type LOCAL -o " + gw + " -j MASQUERADE", src(IngressGatewayMasquerade)})
+	if err := p.gatewayMasquerade(f, gw); err != nil {
+		return err
 	}
 	P, T := string(g.Proto), g.Target.Unmap()
 	dnat := ""
@@ -717,11 +791,11 @@ func (p *replayer) ingressPublish(g *Ingress) error {
 		dnat = "! -s fe80::/10 "
 	}
 	dnat += fmt.Sprintf("-p %s --dport %d -j DNAT --to-destination %s", P, g.Port, netip.AddrPortFrom(T, g.Port))
-	cmds = append(cmds,
-		cmd{TableNAT, "-I", "DOCKER-INGRESS", dnat, src(IngressDNAT)},
-		cmd{TableFilter, "-I", "DOCKER-INGRESS", fmt.Sprintf("-m state -p %s --sport %d --state ESTABLISHED,RELATED -j ACCEPT", P, g.Port), src(IngressEstablished)},
-		cmd{TableFilter, "-I", "DOCKER-INGRESS", fmt.Sprintf("-p %s --dport %d -j ACCEPT", P, g.Port), src(IngressAccept)},
-	)
+	cmds := []cmd{
+		{TableNAT, "-I", "DOCKER-INGRESS", dnat, src(IngressDNAT)},
+		{TableFilter, "-I", "DOCKER-INGRESS", fmt.Sprintf("-m state -p %s --sport %d --state ESTABLISHED,RELATED -j ACCEPT", P, g.Port), src(IngressEstablished)},
+		{TableFilter, "-I", "DOCKER-INGRESS", fmt.Sprintf("-p %s --dport %d -j ACCEPT", P, g.Port), src(IngressAccept)},
+	}
 	if err := p.runCmds(f, cmds); err != nil {
 		return fmt.Errorf("ingress %d/%s: %w", g.Port, g.Proto, err)
 	}

@@ -25,6 +25,7 @@ func Prefill(tx *nft.Tx, target netip.Addr, first uint16, n, have int) {
 		j := min(i+500, n)
 		tx.AddElements(DNATMap(f), dnat[i:j]...)
 		tx.AddElements(PortsSet(f), ports[i:j]...)
+		tx.AddElements(RepliesSet(f), ports[i:j]...)
 	}
-	setGateway(tx, f, DefaultGateway, have, have+n)
+	setGateway(tx, f, DefaultGateway, Gateway{Ports: have, Created: 1, Ingress: 1}, Gateway{Ports: have + n, Created: 1, Ingress: 1})
 }

@@ -107,8 +107,8 @@ func TestKernelObjects(t *testing.T) {
 		`tcp . 8080 counter packets 0 bytes 0 comment "dnft1;gw=docker_gwbridge;n=2;q=2s" : 172.18.0.2 . 8080`,
 		`udp . 53 counter packets 0 bytes 0 comment "dnft1;gw=gw2;n=1;q=2u" : 172.19.0.2 . 53`,
 		`tcp . 8080 counter packets 0 bytes 0 comment "dnft1;gw=docker_gwbridge;n=1;q=2v" : fd00:18::2 . 8080`,
-		`"docker_gwbridge" comment "dnft1;n=1"`,
-		`"gw2" comment "dnft1;n=1"`,
+		`"docker_gwbridge" comment "dnft1;n=1;c=2s;i=2s"`,
+		`"gw2" comment "dnft1;n=1;c=2u;i=2s"`,
 	} {
 		require.Contains(t, rs, want)
 	}

@@ -97,11 +97,12 @@ func portsElem(p Port, r portRecord) nft.Element {
 	return e
 }
 
-// gatewayElem is gw's ingress-gateways element; ports 0 gives the key only.
-func gatewayElem(gw string, ports int) nft.Element {
+// gatewayElem is gw's ingress-gateways element; no ports gives the key
+// only.
+func gatewayElem(gw string, g Gateway) nft.Element {
 	e := nft.Element{Key: []nft.Value{nft.Ifname(gw)}}
-	if ports > 0 {
-		e.Comment = gatewayRecord(ports)
+	if g.Ports > 0 {
+		e.Comment = gatewayRecord(g)
 	}
 	return e
 }

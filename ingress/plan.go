@@ -65,8 +65,19 @@ func Publish(ctx context.Context, r Reader, tx *nft.Tx, p Port, seq int64) (Chan
 	tx.AddElements(PortsSet(f), portsElem(p, record(out)))
 	tx.AddElements(RepliesSet(f), portsElem(p, portRecord{}))
 	have := gws[p.GwBridge]
-	setGateway(tx, f, p.GwBridge, have, have+1)
-	return Change{Published: out, NewGateway: have == 0}, nil
+	next := Gateway{Ports: have.Ports + 1, Created: have.Created, Ingress: have.Ingress}
+	if have.Ports == 0 {
+		next.Created = seq // this publication creates the gateway's masquerade
+		next.Ingress = seq // and the family's chains, unless another gateway has them
+		for _, g := range gws {
+			if g.Ports > 0 {
+				next.Ingress = g.Ingress
+				break
+			}
+		}
+	}
+	setGateway(tx, f, p.GwBridge, have, next)
+	return Change{Published: out, NewGateway: have.Ports == 0}, nil
 }
 
 // Unpublish queues one unpublication of proto/port (p from
@@ -139,10 +150,10 @@ func remove(ctx context.Context, r Reader, tx *nft.Tx, f nft.Family, p Port) (go
 	if !active {
 		return false, fmt.Errorf("%s set %s is missing while map %s has elements: %w", f, SetGateways, MapDNAT, errChanged)
 	}
-	gone = gws[p.GwBridge] <= 1
+	gone = gws[p.GwBridge].Ports <= 1
 	total := 0
-	for _, n := range gws {
-		total += n
+	for _, g := range gws {
+		total += g.Ports
 	}
 	if total <= 1 {
 		h, err := readHooks(ctx, r, f)
@@ -155,7 +166,8 @@ func remove(ctx context.Context, r Reader, tx *nft.Tx, f nft.Family, p Port) (go
 	tx.DeleteElements(DNATMap(f), dnatElem(p, portRecord{}))
 	tx.DeleteElements(PortsSet(f), portsElem(p, portRecord{}))
 	tx.DeleteElements(RepliesSet(f), portsElem(p, portRecord{}))
-	setGateway(tx, f, p.GwBridge, gws[p.GwBridge], gws[p.GwBridge]-1)
+	g := gws[p.GwBridge]
+	setGateway(tx, f, p.GwBridge, g, Gateway{Ports: g.Ports - 1, Created: g.Created, Ingress: g.Ingress})
 	return gone, nil
 }
 
@@ -170,13 +182,13 @@ func rewrite(tx *nft.Tx, f nft.Family, p Published) {
 	tx.AddElements(PortsSet(f), portsElem(p.Port, record(p)))
 }
 
-// setGateway replaces gw's ingress-gateways element (count from old to
-// next; 0 means no element).
-func setGateway(tx *nft.Tx, f nft.Family, gw string, old, next int) {
-	if old > 0 {
-		tx.DeleteElements(GatewaysSet(f), gatewayElem(gw, 0))
+// setGateway replaces gw's ingress-gateways element (from old to next;
+// no ports means no element).
+func setGateway(tx *nft.Tx, f nft.Family, gw string, old, next Gateway) {
+	if old.Ports > 0 {
+		tx.DeleteElements(GatewaysSet(f), gatewayElem(gw, Gateway{}))
 	}
-	if next > 0 {
+	if next.Ports > 0 {
 		tx.AddElements(GatewaysSet(f), gatewayElem(gw, next))
 	}
 }

@@ -87,9 +87,12 @@ func TestRecords(t *testing.T) {
 	require.Equal(t, r, got)
 	require.LessOrEqual(t, len(portRecord{gw: "123456789012345", refs: 1 << 30, seq: 1<<63 - 1}.String()), 128)
 
-	n, err := parseGatewayRecord(gatewayRecord(7))
+	g, err := parseGatewayRecord(gatewayRecord(Gateway{Ports: 7, Created: 1<<62 + 5, Ingress: 3}))
 	require.NoError(t, err)
-	require.Equal(t, 7, n)
+	require.Equal(t, Gateway{Ports: 7, Created: 1<<62 + 5, Ingress: 3}, g)
+	g, err = parseGatewayRecord(gatewayRecord(Gateway{Ports: 2}))
+	require.NoError(t, err)
+	require.Equal(t, Gateway{Ports: 2}, g)
 
 	for _, bad := range []string{"", "dnft2;gw=a;n=1;q=1", "dnft1;n=1;q=1", "dnft1;gw=a;n=0;q=1", "dnft1;gw=a;n=1;q=?", "dnft1;gw=a;n=1;q"} {
 		_, err := parsePortRecord(bad)

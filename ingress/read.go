@@ -38,17 +38,17 @@ func DecodePorts(f nft.Family, e nft.ElementState) (Published, error) {
 }
 
 // DecodeGateway decodes one ingress-gateways element of a family: the
-// gateway bridge and its number of ports.
-func DecodeGateway(f nft.Family, e nft.ElementState) (string, int, error) {
+// gateway bridge and its record.
+func DecodeGateway(f nft.Family, e nft.ElementState) (string, Gateway, error) {
 	v, err := nft.DecodeKey(f, keyGateway, e.Key)
 	if err != nil {
-		return "", 0, fmt.Errorf("%s set %s: %w", f, SetGateways, err)
+		return "", Gateway{}, fmt.Errorf("%s set %s: %w", f, SetGateways, err)
 	}
-	n, err := parseGatewayRecord(e.Comment)
+	g, err := parseGatewayRecord(e.Comment)
 	if err != nil {
-		return "", 0, fmt.Errorf("%s set %s: element %q: %w", f, SetGateways, v[0].Name, err)
+		return "", Gateway{}, fmt.Errorf("%s set %s: element %q: %w", f, SetGateways, v[0].Name, err)
 	}
-	return v[0].Name, n, nil
+	return v[0].Name, g, nil
 }
 
 // decode turns one ingress-dnat element into a publication.
@@ -139,15 +139,22 @@ func lookup(ctx context.Context, r Reader, f nft.Family, proto portmap.Proto, po
 	return nil, nil
 }
 
-// readGateways reads the port count of every gateway bridge of a family
-// (a handful of elements). active is false when the family has no ingress
+// Gateways returns the records of a family's ingress gateway bridges by
+// name (nil when the family has no ingress objects).
+func Gateways(ctx context.Context, r Reader, f nft.Family) (map[string]Gateway, error) {
+	gws, _, err := readGateways(ctx, r, f)
+	return gws, err
+}
+
+// readGateways reads the records of every gateway bridge of a family (a
+// handful of elements). active is false when the family has no ingress
 // objects.
-func readGateways(ctx context.Context, r Reader, f nft.Family) (gws map[string]int, active bool, err error) {
+func readGateways(ctx context.Context, r Reader, f nft.Family) (gws map[string]Gateway, active bool, err error) {
 	s, ok, err := r.ReadSet(ctx, f, SetGateways)
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	gws = map[string]int{}
+	gws = map[string]Gateway{}
 	for _, e := range s.Elements {
 		v, err := nft.DecodeKey(f, keyGateway, e.Key)
 		if err != nil {

@@ -32,10 +32,32 @@ func (r portRecord) second(target netip.Addr) string {
 	return r.String() + ";to=" + target.String()
 }
 
-// gatewayRecord is the comment of an ingress-gateways element: the number
-// of ports published on the gateway.
-func gatewayRecord(ports int) string {
-	return fmt.Sprintf("%s;n=%d", recordVersion, ports)
+// Gateway is an ingress gateway bridge's record: the number of ports
+// published on it, and the sequence number of the publication that
+// created its masquerade (iptables' -I POSTROUTING ... -o G -j
+// MASQUERADE stays where that first publication put it until the last
+// port goes; 0 when not recorded), and that of the publication that
+// created the family's ingress chains and jumps (the same on every
+// gateway of the family; they too stay until the family's last port
+// goes).
+type Gateway struct {
+	Ports   int
+	Created int64
+	Ingress int64
+}
+
+// gatewayRecord is the comment of an ingress-gateways element:
+// "dnft1;n=PORTS;c=CREATED;i=INGRESS" (sequences in base 36, left out
+// when 0).
+func gatewayRecord(g Gateway) string {
+	s := fmt.Sprintf("%s;n=%d", recordVersion, g.Ports)
+	if g.Created != 0 {
+		s += ";c=" + strconv.FormatInt(g.Created, 36)
+	}
+	if g.Ingress != 0 {
+		s += ";i=" + strconv.FormatInt(g.Ingress, 36)
+	}
+	return s
 }
 
 func parseFields(s string, keys ...string) (map[string]string, error) {
@@ -104,10 +126,27 @@ func parseSecond(s string) (portRecord, netip.Addr, error) {
 }
 
 // parseGatewayRecord parses [gatewayRecord]'s output.
-func parseGatewayRecord(s string) (int, error) {
-	kv, err := parseFields(s, "n")
-	if err != nil {
-		return 0, err
+func parseGatewayRecord(s string) (Gateway, error) {
+	keys := []string{"n"}
+	for _, k := range []string{"c", "i"} {
+		if strings.Contains(s, ";"+k+"=") {
+			keys = append(keys, k)
+		}
 	}
-	return parseCount(kv, s)
+	kv, err := parseFields(s, keys...)
+	if err != nil {
+		return Gateway{}, err
+	}
+	var g Gateway
+	if g.Ports, err = parseCount(kv, s); err != nil {
+		return g, err
+	}
+	for k, v := range map[string]*int64{"c": &g.Created, "i": &g.Ingress} {
+		if c, ok := kv[k]; ok {
+			if *v, err = strconv.ParseInt(c, 36, 64); err != nil || *v <= 0 {
+				return g, fmt.Errorf("bad creation sequence in record %q", chains.Clip(s))
+			}
+		}
+	}
+	return g, nil
 }

@@ -129,7 +129,9 @@ func (x *Index) add(p Published) {
 	m[p.Binding] = p.Seq
 	x.n++
 	k := claimOf(p.Binding)
-	x.claims[k] = append(x.claims[k], p)
+	c := p // host port questions do not answer with positions
+	c.FilterSeq, c.HairpinSeq = 0, 0
+	x.claims[k] = append(x.claims[k], c)
 	x.bits(k).set(k.port, true)
 	x.hostBits(p.Proto, p.HostIP).set(k.port, true)
 	t := targetOf(p.Network, p.Binding)
@@ -160,7 +162,9 @@ func (x *Index) Remove(network string, bs []Binding) {
 		// a state that dnft did not write; keep the marks right anyway.
 		x.hostBits(b.Proto, b.HostIP).set(k.port, slices.ContainsFunc(list, func(p Published) bool { return p.HostIP == b.HostIP }))
 		t := targetOf(network, b)
-		if list := without(x.targets[t], network, b); len(list) == 0 {
+		// The bindings of the container port that stay may take the
+		// removed one's place in iptables' view.
+		if list := removeShared(x.targets[t], []Binding{b}); len(list) == 0 {
 			delete(x.targets, t)
 		} else {
 			x.targets[t] = list

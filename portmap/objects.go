@@ -149,6 +149,7 @@ func initFamily(tx *nft.Tx, d chains.DaemonConfig, f nft.Family) {
 	tx.AddSet(HostPortsSet(f))
 	tx.AddSet(skipHostSet(f))
 	tx.AddSet(skipAnySet(f))
+	tx.AddSet(PositionsSet(f))
 	if d.UserlandProxy {
 		rule(chains.NATDocker, commentSkip, ret, nft.Lookup{Fields: keySkipH, Set: SetDNATSkipHost})
 		rule(chains.NATDocker, commentSkip, ret, nft.Lookup{Fields: keySkipA, Set: SetDNATSkipAny})

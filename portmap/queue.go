@@ -103,6 +103,13 @@ func queueUnpublish(ctx context.Context, src source, tx *nft.Tx, d chains.Daemon
 			return err
 		}
 		f := family(t.b.ContainerIP)
+		if k >= t.n {
+			members, err := src.members(ctx, n.Name, t.b, k)
+			if err != nil {
+				return err
+			}
+			queueMoves(&q, members, sameTarget(bs, t.b))
+		}
 		switch {
 		case k < t.n:
 			return fmt.Errorf("set %s counts %d binding(s) of %s, fewer than the %d to unpublish: %w", SetTargets, k, t.b, t.n, errCounts)
@@ -151,6 +158,18 @@ type counted struct {
 // countTargets groups bindings by container port, in first-seen order.
 func countTargets(bs []Binding) []counted {
 	return countBy(bs, func(b Binding) (targetKey, bool) { return targetOf("", b), true })
+}
+
+// sameTarget returns the bindings of bs that forward to b's container
+// port, in order.
+func sameTarget(bs []Binding, b Binding) []Binding {
+	var out []Binding
+	for _, o := range bs {
+		if o.ContainerIP == b.ContainerIP && o.Proto == b.Proto && o.ContainerPort == b.ContainerPort {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // countHostPorts groups the bindings on a specific host address by

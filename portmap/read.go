@@ -22,6 +22,14 @@ type Published struct {
 	Binding
 	// Seq orders bindings by publication (larger is newer).
 	Seq int64
+	// FilterSeq and HairpinSeq, when not 0, are where iptables' view
+	// places the binding's filter accept and hairpin masquerade instead of
+	// at Seq: another binding of the same container port has the same
+	// rules, byte for byte, and iptables' -D removed the first copy that
+	// matched rather than this binding's own (see [SetPositions]). History
+	// that changes no packet; FilterSeq is older than Seq (filter accepts
+	// are inserted), HairpinSeq newer (hairpins are appended).
+	FilterSeq, HairpinSeq int64
 	// Packets and Bytes are the counter of the binding's DNAT map element
 	// as read back (the first packet of every connection it forwarded);
 	// zero in an [Index].
@@ -53,6 +61,14 @@ func ReadBindings(ctx context.Context, r SetReader, d chains.DaemonConfig) ([]Pu
 		ps, err := DecodeBindings(f, maps[0], maps[1])
 		if err != nil {
 			return nil, err
+		}
+		// Tables set up before the set existed have no history.
+		if s, ok, err := r.ReadSet(ctx, f, SetPositions); err != nil {
+			return nil, err
+		} else if ok {
+			if err := ApplyPositions(f, s, ps); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, ps...)
 	}

@@ -24,6 +24,10 @@ type source interface {
 	// hostRefs returns how many bindings of b's family on a specific host
 	// address claim b's proto and host port.
 	hostRefs(ctx context.Context, b Binding) (int, error)
+	// members returns the k bindings of network that forward to b's
+	// container address, proto and port, with their positions (see
+	// [SetPositions]); with k 1, only b's positions are known.
+	members(ctx context.Context, network string, b Binding, k int) ([]Published, error)
 	// ofTarget returns the bindings of network that forward to c, proto
 	// and port, oldest first.
 	ofTarget(ctx context.Context, network string, c netip.Addr, proto Proto, port uint16) ([]Published, error)
@@ -56,6 +60,10 @@ func (x *Index) hostRefs(_ context.Context, b Binding) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+func (x *Index) members(_ context.Context, network string, b Binding, _ int) ([]Published, error) {
+	return x.targets[targetOf(network, b)], nil
 }
 
 func (x *Index) ofTarget(_ context.Context, network string, c netip.Addr, proto Proto, port uint16) ([]Published, error) {
