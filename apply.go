@@ -135,6 +135,7 @@ func (fw *Firewall) apply(ctx context.Context, want State) (Plan, error) {
 	}
 	want = cloneState(want)
 	fw.assignSeqs(&want)
+	carryHistory(cur, &want)
 	created := fw.planNetworks(tx, d, cur, want, &p)
 	gone, err := planIngress(ctx, fw, tx, d, cur, want, &p)
 	if err != nil {

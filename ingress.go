@@ -249,7 +249,7 @@ func (fw *Firewall) UnpublishIngress(ctx context.Context, p IngressPort) error {
 		if err != nil {
 			return fmt.Errorf("unpublish ingress: %w", err)
 		}
-		before, err := fw.ingressBefore(ctx, d, nets)
+		before, hist, err := fw.ingressBefore(ctx, d, nets)
 		if err != nil {
 			return fmt.Errorf("unpublish ingress: %w", err)
 		}
@@ -262,10 +262,15 @@ func (fw *Firewall) UnpublishIngress(ctx context.Context, p IngressPort) error {
 		for i, c := range done {
 			was[i] = c.Published
 		}
-		unpublishYields(tx, d, nets, before, was)
+		netsAfter := nets
+		if !d.UserlandProxy {
+			// A gateway that goes may leave its masquerade to a network.
+			netsAfter = gatewayGoneTwins(tx, d, nets, goneGateways(done))
+		}
+		unpublishYields(tx, d, nets, netsAfter, before, hist, was)
 		// The last port of a family removes its ingress maps: find out
 		// again when needed.
-		if err := fw.commit(ctx, tx, func(v *view) { v.ingress = [2]uint8{} }); err != nil {
+		if err := fw.commit(ctx, tx, func(v *view) { v.ingress, v.nets = [2]uint8{}, netsAfter }); err != nil {
 			return fmt.Errorf("unpublish ingress %s: %w", ingress.PortProto(np.Port, np.Proto), err)
 		}
 		return nil

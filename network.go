@@ -125,7 +125,13 @@ func (fw *Firewall) RemoveNetwork(ctx context.Context, name string, force bool) 
 		}
 		tx := &nft.Tx{}
 		x.Unpublish(tx, d, n, gone)
-		chains.SyncYields(tx, d, chains.Order{Networks: nets}, chains.Order{Networks: slices.DeleteFunc(slices.Clone(nets), func(o Network) bool { return o.Name == name })})
+		// An ingress gateway's masquerade may take the place of n's.
+		gwCur, gwWant, err := networkGoneTwins(ctx, fw.conn, tx, d, n)
+		if err != nil {
+			return err
+		}
+		chains.SyncYields(tx, d, chains.Order{Networks: nets, Gateways: gwCur},
+			chains.Order{Networks: slices.DeleteFunc(slices.Clone(nets), func(o Network) bool { return o.Name == name }), Gateways: gwWant})
 		chains.RemoveNetwork(tx, d, n)
 		return fw.commit(ctx, tx, func(v *view) {
 			v.idx.Remove(name, gone)

@@ -12,12 +12,13 @@ import (
 // stateOrder is what decides the yield sets of a state's SNAT networks
 // (see [chains.SyncYields]): its networks and ingress gateways.
 func stateOrder(s State) chains.Order {
-	return chains.Order{Networks: s.Networks, Gateways: gateways(s.Ingress)}
+	return chains.Order{Networks: s.Networks, Gateways: gateways(s.Ingress, s.IngressHistory)}
 }
 
 // gateways lists the ingress gateways of publications, each with the
-// sequence number of its oldest publication (of its family).
-func gateways(ps []IngressPublished) []chains.Gateway {
+// date of its masquerade: from its history, or else the sequence number
+// of its oldest publication (of its family).
+func gateways(ps []IngressPublished, hist []IngressHistory) []chains.Gateway {
 	var out []chains.Gateway
 	index := map[chains.Gateway]int{}
 	for _, p := range ps {
@@ -29,6 +30,11 @@ func gateways(ps []IngressPublished) []chains.Gateway {
 		index[k] = len(out)
 		k.Seq = p.Seq
 		out = append(out, k)
+	}
+	for _, h := range hist {
+		if i, ok := index[chains.Gateway{Family: h.Family, Name: h.Bridge}]; ok && h.Masquerade != 0 {
+			out[i].Seq = h.Masquerade
+		}
 	}
 	return out
 }
@@ -55,10 +61,13 @@ func newGatewayYields(tx *nft.Tx, d DaemonConfig, nets []Network, f nft.Family, 
 }
 
 // unpublishYields queues the yield set changes of an ingress
-// unpublication: before lists every publication (see [Firewall.ingressBefore]),
-// done those that the unpublication touched, as they were. A gateway
-// whose oldest port goes takes the date of its next oldest.
-func unpublishYields(tx *nft.Tx, d DaemonConfig, nets []Network, before, done []IngressPublished) {
+// unpublication: before lists every publication and hist their history
+// (see [Firewall.ingressBefore]), done those that the unpublication
+// touched, as they were; nets are the networks before and after (their
+// masquerades from the host may move, see [gatewayGoneTwins]). A gateway
+// that keeps ports keeps its date: iptables leaves its masquerade where
+// it is.
+func unpublishYields(tx *nft.Tx, d DaemonConfig, nets, netsAfter []Network, before []IngressPublished, hist []IngressHistory, done []IngressPublished) {
 	if before == nil {
 		return
 	}
@@ -71,19 +80,29 @@ func unpublishYields(tx *nft.Tx, d DaemonConfig, nets []Network, before, done []
 		return false
 	}
 	after := slices.DeleteFunc(slices.Clone(before), gone)
-	chains.SyncYields(tx, d, chains.Order{Networks: nets, Gateways: gateways(before)},
-		chains.Order{Networks: nets, Gateways: gateways(after)})
+	cur := gateways(before, hist)
+	want := slices.DeleteFunc(slices.Clone(cur), func(g chains.Gateway) bool {
+		return !slices.ContainsFunc(after, func(p IngressPublished) bool {
+			return p.Family() == g.Family && gatewayName(p.GwBridge) == g.Name
+		})
+	})
+	chains.SyncYields(tx, d, chains.Order{Networks: nets, Gateways: cur}, chains.Order{Networks: netsAfter, Gateways: want})
 }
 
-// ingressBefore lists the ingress publications when a SNAT network
-// exists (the yield sets then depend on them), and nil otherwise.
-func (fw *Firewall) ingressBefore(ctx context.Context, d DaemonConfig, nets []Network) ([]IngressPublished, error) {
+// ingressBefore lists the ingress publications and their history when a
+// SNAT network exists (the yield sets then depend on them), and nil
+// otherwise.
+func (fw *Firewall) ingressBefore(ctx context.Context, d DaemonConfig, nets []Network) ([]IngressPublished, []IngressHistory, error) {
 	if !snatNetworks(nets) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ps, err := ingress.List(ctx, fw.conn, d)
-	if ps == nil && err == nil {
+	if err != nil {
+		return nil, nil, err
+	}
+	if ps == nil {
 		ps = []IngressPublished{}
 	}
-	return ps, err
+	hist, err := ingress.ReadHistory(ctx, fw.conn, d, ps)
+	return ps, hist, err
 }

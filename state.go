@@ -136,6 +136,10 @@ type networkDoc struct {
 	HostIPv6        string   `json:"host_ipv6,omitempty"`
 	HostBindingIPv4 string   `json:"host_binding_ipv4,omitempty"`
 	Seq             int64    `json:"seq,omitempty"`
+	// MasqSeq4 and MasqSeq6 are history for the iptables view (see
+	// chains.Network.MasqSeq4).
+	MasqSeq4 int64 `json:"host_masquerade_seq_ipv4,omitempty"`
+	MasqSeq6 int64 `json:"host_masquerade_seq_ipv6,omitempty"`
 }
 
 type portDoc struct {
@@ -189,7 +193,7 @@ func (s State) Encode() ([]byte, error) {
 		icc, masq := n.ICC, n.Masquerade
 		nd := networkDoc{Name: n.Name, Bridge: n.Bridge, Subnets: []string{n.Subnet4.String()}, Internal: n.Internal,
 			ICC: &icc, Masquerade: &masq, HostIPv4: addrText(n.HostIPv4), HostIPv6: addrText(n.HostIPv6),
-			HostBindingIPv4: addrText(n.HostBindingIPv4), Seq: n.Seq}
+			HostBindingIPv4: addrText(n.HostBindingIPv4), Seq: n.Seq, MasqSeq4: n.MasqSeq4, MasqSeq6: n.MasqSeq6}
 		if n.Subnet6.IsValid() {
 			nd.Subnets = append(nd.Subnets, n.Subnet6.String())
 		}
@@ -360,7 +364,7 @@ func (doc stateDoc) state() (State, error) {
 }
 
 func (nd networkDoc) network(path string) (Network, error) {
-	n := Network{Seq: nd.Seq, NetworkConfig: NetworkConfig{Name: nd.Name, Bridge: nd.Bridge, Internal: nd.Internal,
+	n := Network{Seq: nd.Seq, MasqSeq4: nd.MasqSeq4, MasqSeq6: nd.MasqSeq6, NetworkConfig: NetworkConfig{Name: nd.Name, Bridge: nd.Bridge, Internal: nd.Internal,
 		ICC: boolOr(nd.ICC, true), Masquerade: boolOr(nd.Masquerade, !nd.Internal)}}
 	if len(nd.Subnets) == 0 || len(nd.Subnets) > 2 {
 		return n, &FieldError{Field: path + ".subnets", Value: strings.Join(nd.Subnets, ","), Reason: "must list an IPv4 subnet and optionally an IPv6 one"}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dnft/dnft/chains"
 	"github.com/dnft/dnft/ingress"
 	"github.com/dnft/dnft/nft"
 )
@@ -104,4 +105,34 @@ func writeIngressHistory(ctx context.Context, r ingress.Reader, tx *nft.Tx, d Da
 		}
 	}
 	return nil
+}
+
+// carryHistory gives want, a state Apply converges to from cur, the
+// history that the namespace keeps through the batch: networks that stay
+// keep their sequence numbers and masquerade positions, ingress gateways
+// that keep ports keep the date of their masquerade and the family its
+// chains' (ingress operations keep records as they are). The yield sets
+// of SNAT networks follow it (see [stateOrder]).
+func carryHistory(cur State, want *State) {
+	for i, w := range want.Networks {
+		if c, ok := chains.Find(cur.Networks, w.Name); ok && c.NetworkConfig == w.NetworkConfig {
+			want.Networks[i].Seq, want.Networks[i].MasqSeq4, want.Networks[i].MasqSeq6 = c.Seq, c.MasqSeq4, c.MasqSeq6
+		}
+	}
+	dates := gateways(cur.Ingress, cur.IngressHistory)
+	var hist []IngressHistory
+	for _, g := range gateways(want.Ingress, nil) {
+		for _, c := range dates {
+			if c.Family == g.Family && c.Name == g.Name {
+				h := IngressHistory{Family: g.Family, Bridge: g.Name, Masquerade: c.Seq}
+				for _, ch := range cur.IngressHistory {
+					if ch.Family == g.Family && ch.Chains != 0 {
+						h.Chains = ch.Chains
+					}
+				}
+				hist = append(hist, h)
+			}
+		}
+	}
+	want.IngressHistory = hist
 }

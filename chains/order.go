@@ -31,8 +31,10 @@ import (
 // the network: one lookup each, whatever the number of networks.
 
 // Gateway is an ingress gateway bridge of one family, with the sequence
-// number of its oldest ingress publication (its masquerade rule dates
-// from then).
+// number its masquerade rule dates from: its first ingress publication
+// (which iptables leaves in place while the gateway has ports), or the
+// place of a byte-identical masquerade of a network on the same bridge
+// whose removal deleted the gateway's copy instead.
 type Gateway struct {
 	Family nft.Family
 	Name   string
@@ -102,14 +104,14 @@ func (o Order) yields(d DaemonConfig) map[yieldElem]bool {
 			}
 			if !d.UserlandProxy {
 				for _, x := range o.Networks {
-					if x.Seq > i.Seq && !x.Internal && hasFamily(d, x, f) {
-						out[yieldElem{f, i, yieldHostName(i.Bridge), x.Bridge}] = true
+					if x.MasqPos(f) > i.Seq && !x.Internal && hasFamily(d, x, f) {
+						out[yieldElem{f, i.identity(), yieldHostName(i.Bridge), x.Bridge}] = true
 					}
 				}
 			}
 			for _, g := range o.Gateways {
 				if g.Family == f && g.Seq > i.Seq {
-					out[yieldElem{f, i, yieldIngressName(i.Bridge), g.Name}] = true
+					out[yieldElem{f, i.identity(), yieldIngressName(i.Bridge), g.Name}] = true
 				}
 			}
 		}
@@ -136,10 +138,10 @@ func SyncYields(tx *nft.Tx, d DaemonConfig, cur, want Order) {
 	have, need := cur.yields(d), want.yields(d)
 	inCur, inWant := map[Network]bool{}, map[Network]bool{}
 	for _, n := range cur.Networks {
-		inCur[n] = true
+		inCur[n.identity()] = true
 	}
 	for _, n := range want.Networks {
-		inWant[n] = true
+		inWant[n.identity()] = true
 	}
 	elem := func(e yieldElem) nft.Element { return nft.Element{Key: []nft.Value{nft.Ifname(e.owner)}} }
 	for _, e := range sortedYields(have) {

@@ -23,6 +23,63 @@ type Network struct {
 	NetworkConfig
 	// Seq orders networks by creation (larger is newer).
 	Seq int64
+	// MasqSeq4 and MasqSeq6, when not 0, are where iptables places the
+	// network's masquerade from the host (userland proxy off) in each
+	// family instead of at Seq: an ingress gateway on the network's
+	// bridge has the same rule, byte for byte, and iptables' -D removed
+	// the copy at the network's place when the gateway's last port went
+	// (see [Network.MasqPos]). It is older than Seq (the rules are
+	// inserted). The view shows it there, and newer SNAT networks do not
+	// yield to it ([Order]).
+	MasqSeq4, MasqSeq6 int64
+}
+
+// MasqPos is where the network's masquerade from the host sits among
+// the `-I POSTROUTING` rules of family f: MasqSeq4 or MasqSeq6, or Seq.
+func (n Network) MasqPos(f nft.Family) int64 {
+	m := n.MasqSeq4
+	if f == nft.IPv6 {
+		m = n.MasqSeq6
+	}
+	if m != 0 {
+		return m
+	}
+	return n.Seq
+}
+
+// WithMasqPos returns n with its masquerade from the host in family f at
+// pos (see [Network.MasqPos]).
+func (n Network) WithMasqPos(f nft.Family, pos int64) Network {
+	if pos == n.Seq {
+		pos = 0
+	}
+	if f == nft.IPv6 {
+		n.MasqSeq6 = pos
+	} else {
+		n.MasqSeq4 = pos
+	}
+	return n
+}
+
+// identity is n without history: what tells networks apart.
+func (n Network) identity() Network {
+	n.MasqSeq4, n.MasqSeq6 = 0, 0
+	return n
+}
+
+// RecordFits reports whether n's record fits an element comment.
+func RecordFits(n Network) bool { return len(EncodeNetwork(n)) <= MaxRecordLen }
+
+// RewriteNetwork queues the replacement of both copies of the record of
+// network n (its networks element and its IPv4 forward-out element) by
+// next's; they have the same bridge.
+func RewriteNetwork(tx *nft.Tx, n, next Network) {
+	key := []nft.Value{nft.Ifname(n.Bridge)}
+	record := EncodeNetwork(next)
+	tx.DeleteElements(NetworksSet(), nft.Element{Key: key})
+	tx.AddElements(NetworksSet(), nft.Element{Key: key, Comment: record})
+	tx.DeleteElements(ForwardOutMap(nft.IPv4), nft.Element{Key: key})
+	tx.AddElements(ForwardOutMap(nft.IPv4), nft.Element{Key: key, Verdict: &nft.Verdict{Kind: nft.Jump, Chain: ForwardChain(n.Bridge)}, Comment: record})
 }
 
 // EncodeDaemon turns the daemon configuration into its record, kept on
@@ -101,6 +158,14 @@ func EncodeNetwork(n Network) string {
 		}
 	}
 	fmt.Fprintf(&b, ";q=%s", strconv.FormatInt(n.Seq, 36))
+	for _, m := range []struct {
+		k string
+		v int64
+	}{{"m4", n.MasqSeq4}, {"m6", n.MasqSeq6}} {
+		if m.v != 0 {
+			fmt.Fprintf(&b, ";%s=%s", m.k, strconv.FormatInt(m.v, 36))
+		}
+	}
 	return b.String()
 }
 
@@ -115,7 +180,7 @@ func DecodeNetwork(bridge, s string) (Network, error) {
 	if len(s) > MaxRecordLen {
 		return bad("%d bytes, more than %d", len(s), MaxRecordLen)
 	}
-	kv, err := parseRecord(s, "n", "s4", "s6", "f", "h4", "h6", "b", "q")
+	kv, err := parseRecord(s, "n", "s4", "s6", "f", "h4", "h6", "b", "q", "m4", "m6")
 	if err != nil {
 		return bad("%v", err)
 	}
@@ -152,6 +217,16 @@ func DecodeNetwork(bridge, s string) (Network, error) {
 	n.Internal, n.ICC, n.Masquerade = f[0] == '1', f[1] == '1', f[2] == '1'
 	if n.Seq, err = strconv.ParseInt(kv["q"], 36, 64); err != nil || n.Seq < 0 {
 		return bad("bad sequence %q", Clip(kv["q"]))
+	}
+	for _, m := range []struct {
+		k    string
+		into *int64
+	}{{"m4", &n.MasqSeq4}, {"m6", &n.MasqSeq6}} {
+		if v, ok := kv[m.k]; ok {
+			if *m.into, err = strconv.ParseInt(v, 36, 64); err != nil || *m.into <= 0 || *m.into >= n.Seq {
+				return bad("bad masquerade position %q", Clip(v))
+			}
+		}
 	}
 	if err := n.Validate(); err != nil {
 		return bad("%v", err)

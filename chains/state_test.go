@@ -7,12 +7,15 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dnft/dnft/nft"
 )
 
 func TestNetworkRecordRoundTrip(t *testing.T) {
 	for _, n := range []Network{
 		{NetworkConfig: NetworkConfig{Name: "bridge", Bridge: "docker0", Subnet4: netip.MustParsePrefix("172.17.0.0/16"), ICC: true, Masquerade: true}, Seq: 1},
 		{NetworkConfig: NetworkConfig{Name: "int", Bridge: "br-i", Subnet4: netip.MustParsePrefix("10.0.0.0/24"), Internal: true}, Seq: 1 << 60},
+		{NetworkConfig: NetworkConfig{Name: "gw", Bridge: "docker_gwbridge", Subnet4: netip.MustParsePrefix("172.30.0.0/16"), Masquerade: true}, Seq: 1 << 60, MasqSeq4: 5, MasqSeq6: 1<<60 - 1},
 		{NetworkConfig: NetworkConfig{
 			Name: strings.Repeat("n", 11), Bridge: "br-full", Subnet4: netip.MustParsePrefix("192.168.0.0/24"),
 			Subnet6: netip.MustParsePrefix("fd49:efd7:54aa:1234::/64"), Masquerade: true,
@@ -32,6 +35,18 @@ func TestNetworkRecordRoundTrip(t *testing.T) {
 	require.Equal(t, d, got)
 	_, err = DecodeNetwork("x", "other;n=a")
 	require.Error(t, err)
+	for _, bad := range []string{"m4=0", "m4=z", "m6=a"} { // positive, older than the network (q=a)
+		_, err = DecodeNetwork("x", "dnft1;n=a;s4=10.0.0.0/8;f=011;q=a;"+bad)
+		require.Error(t, err, bad)
+	}
+	_, err = DecodeNetwork("x", "dnft1;n=a;s4=10.0.0.0/8;f=011;q=a;m4=9")
+	require.NoError(t, err)
+
+	n := Network{Seq: 10}
+	require.Equal(t, int64(10), n.MasqPos(nft.IPv4))
+	n = n.WithMasqPos(nft.IPv6, 4)
+	require.Equal(t, []int64{10, 4}, []int64{n.MasqPos(nft.IPv4), n.MasqPos(nft.IPv6)})
+	require.Zero(t, n.WithMasqPos(nft.IPv6, 10).MasqSeq6, "back at its own place")
 }
 
 // TestDecodeNetworkRefuses: a record read back is validated like user

@@ -135,6 +135,11 @@
 // element: the first of those rules in chain order gets the count and the
 // others 0, which is what iptables' first match does.
 //
+// With the userland proxy off, a network whose bridge is also an ingress
+// gateway has two byte-identical masquerades from the host (its own and
+// the gateway's); iptables counts on the upper copy, dnft on whichever of
+// its two rules matches first, which may be the lower one in the view.
+//
 // (4) A second publication of the same ingress port rewrites the element
 // that records the reference count, which sets its counter back to 0;
 // iptables keeps the DNAT rule's counter.
@@ -142,6 +147,30 @@
 // Namespaces initialized by an older dnft lack the policy, RETURN and
 // DOCKER counter rules until `dnft repair` (or a restore) adds them:
 // those counters show 0 meanwhile.
+//
+// # History
+//
+// Some of what iptables shows depends on operations whose objects are
+// gone, and dnft records that history (it changes no packet, except the
+// order of SNAT, which follows it; the state documents carry it, so that
+// a restored state shows the same view):
+//
+//   - iptables keeps the raw table, empty, once a rule has been there:
+//     the daemon record notes the families whose raw table a network used
+//     (chains.DaemonConfig.RawTable4).
+//   - The DOCKER-INGRESS chains and jumps, and each gateway's
+//     masquerade, are created by the first ingress publication (on the
+//     gateway) and stay where it put them until the last port goes: the
+//     gateway records note both publications (ingress.Gateway).
+//   - Byte-identical rules: the filter accepts and hairpin masquerades of
+//     bindings that forward to the same container port, and with the
+//     userland proxy off a network's masquerade from the host and the
+//     ingress masquerade of a gateway on its bridge. iptables' -D deletes
+//     the first copy that matches (the newest of inserted rules, the
+//     oldest of appended ones), not necessarily the removed object's, and
+//     the survivor then sits where the removed copy was. dnft records such
+//     moves (set positions; chains.Network.MasqSeq4 and the gateway
+//     record) and the view places the rules there.
 //
 // # What is byte for byte, and what is not
 //
@@ -164,21 +193,19 @@
 //   - The iptables-save date lines show the time of the view, like
 //     iptables; tests mask them. Their program name is always
 //     "iptables-save" (iptables-nft-save puts its argv[0] there).
-//   - Without -t, iptables-save lists the raw table only while it has
-//     rules. iptables keeps an emptied table: after the last protected
-//     network is removed, real iptables-save still prints an empty *raw.
 //   - iptables-legacy lists save-all tables most recently created first;
 //     compat uses iptables-nft's order (raw, filter, nat), which is also
 //     legacy's for the order in which Docker's commands create them.
-//   - Ingress: chains and the gateway masquerade are created at the
-//     oldest ingress publication that exists now. If an older one was
-//     removed after a network was created, iptables' DOCKER-INGRESS
-//     jumps and masquerade rule sit elsewhere relative to that network's
-//     rules. (Rules of bindings and networks never have this problem: each
-//     has its own lifetime.)
+//   - History is kept only where dnft's own operations make it (see
+//     "History" above): `dnft apply` keeps the history of what
+//     stays but does not move rules the way iptables' -D would for the
+//     objects it removes; `dnft repair` without a saved state rebuilds
+//     from the records, history included.
 //   - `-v -v` prints no debugging dump; -h prints compat's own help; -Z and
-//     every command that changes rules are refused (the view is
-//     read-only); DNS names are not accepted for -s/-d.
-//   - The operator's own rules in DOCKER-USER are nftables rules and are
-//     not shown; DOCKER-USER lists the -j RETURN that Docker adds.
+//     every command that changes rules are refused, except -A, -I, -D, -C
+//     and -F of DOCKER-USER (see [ParseEdit]); DNS names are not accepted
+//     for -s/-d.
+//   - DOCKER-USER lists the operator's rules as read from the kernel: in
+//     iptables syntax when they have one (see [UserRuleIPT]), otherwise as
+//     a rule with the comment "nft-only: " and the rule's nft text.
 package compat

@@ -69,9 +69,10 @@ type replayer struct {
 // event is one object to replay.
 type event struct {
 	seq  int64
-	kind int // 0 network, 1 binding, 2 ingress chains, 3 gateway, 4 ingress port (the order of ties)
+	kind int // 0 network, 1 binding, 2 ingress chains, 3 gateway, 4 ingress port, 5 moved masquerade from the host (the order of ties)
 	idx  int
-	part bindingPart
+	part bindingPart // of a binding
+	fam  Family      // of a moved masquerade from the host
 }
 
 // bindingPart selects rules of a binding: a binding whose filter accept
@@ -95,6 +96,11 @@ func (p *replayer) run() error {
 	var evs []event
 	for i, n := range p.in.Networks {
 		evs = append(evs, event{seq: n.Seq, kind: 0, idx: i})
+		for _, f := range []nft.Family{nft.IPv4, nft.IPv6} {
+			if !p.in.Daemon.UserlandProxy && !n.Internal && n.MasqPos(f) != n.Seq {
+				evs = append(evs, event{seq: n.MasqPos(f), kind: 5, idx: i, fam: compatFamily(f)})
+			}
+		}
 	}
 	for i, b := range p.in.Bindings {
 		evs = append(evs, event{seq: b.Seq, kind: 1, idx: i})
@@ -138,6 +144,8 @@ func (p *replayer) run() error {
 			err = p.gatewayMasquerade(gws[e.idx].f, gws[e.idx].name)
 		case 4:
 			err = p.ingressPublish(&p.in.Ingress[e.idx])
+		case 5:
+			err = p.movedHostMasq(p.in.Networks[e.idx], e.fam)
 		}
 		if err != nil {
 			return err
@@ -505,9 +513,8 @@ func (p *replayer) network(n chains.Network) error {
 					cmds = append(cmds, cmd{TableNAT, "-I", "DOCKER", "-i " + B + " -j RETURN", elemSrc(chains.SetNATReturn, B)})
 				}
 			}
-			if !d.UserlandProxy {
-				cmds = append(cmds, cmd{TableNAT, "-I", "POSTROUTING", "-m addrtype --src-type LOCAL -o " + B + " -j MASQUERADE",
-					ruleSrc(chains.PostroutingOutChain(B), cMasqueradeFromHst)})
+			if !d.UserlandProxy && n.MasqPos(nf) == n.Seq {
+				cmds = append(cmds, hostMasq(B))
 			}
 			dockerJump := ruleSrc(chains.DockerChain(B), chains.CommentDocker)
 			cmds = append(cmds, icc,
@@ -546,6 +553,22 @@ func (p *replayer) network(n chains.Network) error {
 		}
 	}
 	p.nets = append(p.nets, n)
+	return nil
+}
+
+// hostMasq is a network's masquerade from the host (userland proxy off).
+func hostMasq(bridge string) cmd {
+	return cmd{TableNAT, "-I", "POSTROUTING", "-m addrtype --src-type LOCAL -o " + bridge + " -j MASQUERADE",
+		ruleSrc(chains.PostroutingOutChain(bridge), cMasqueradeFromHst)}
+}
+
+// movedHostMasq is the masquerade from the host of network n in family f
+// where it sits since an ingress gateway's byte-identical copy was
+// deleted in its stead (chains.Network.MasqSeq4).
+func (p *replayer) movedHostMasq(n chains.Network, f Family) error {
+	if err := p.runCmds(f, []cmd{hostMasq(n.Bridge)}); err != nil {
+		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
 	return nil
 }
 

@@ -20,6 +20,9 @@ type Change struct {
 	// its gateway bridge in its family (the caller turns route_localnet
 	// off again).
 	GatewayGone bool
+	// MasqueradeSeq is, with GatewayGone, where the gateway's masquerade
+	// sat (see [Gateway]; 0 when not recorded).
+	MasqueradeSeq int64
 }
 
 // Publish queues one publication of p, which must come from [Normalize].
@@ -117,7 +120,7 @@ func Unpublish(ctx context.Context, r Reader, tx *nft.Tx, d chains.DaemonConfig,
 		if err != nil {
 			return nil, err
 		}
-		done = append(done, Change{Published: *held, GatewayGone: gone})
+		done = append(done, Change{Published: *held, GatewayGone: gone.Ports > 0, MasqueradeSeq: gone.Created})
 	}
 	if len(done) == 0 {
 		return nil, &FieldError{Field: "port", Value: PortProto(p.Port, p.Proto), Reason: "is not published as an ingress port"}
@@ -140,17 +143,21 @@ func matches(held Published, p Port) error {
 }
 
 // remove queues the removal of the last reference of a port of family f:
-// its elements, or, if it is the family's last port, everything. gone
-// says whether it was the last port of its gateway.
-func remove(ctx context.Context, r Reader, tx *nft.Tx, f nft.Family, p Port) (gone bool, err error) {
+// its elements, or, if it is the family's last port, everything. gone is
+// the gateway's record when it was the gateway's last port (no ports
+// otherwise).
+func remove(ctx context.Context, r Reader, tx *nft.Tx, f nft.Family, p Port) (gone Gateway, err error) {
 	gws, active, err := readGateways(ctx, r, f)
 	if err != nil {
-		return false, fmt.Errorf("read %s ingress gateways: %w", f, err)
+		return Gateway{}, fmt.Errorf("read %s ingress gateways: %w", f, err)
 	}
 	if !active {
-		return false, fmt.Errorf("%s set %s is missing while map %s has elements: %w", f, SetGateways, MapDNAT, errChanged)
+		return Gateway{}, fmt.Errorf("%s set %s is missing while map %s has elements: %w", f, SetGateways, MapDNAT, errChanged)
 	}
-	gone = gws[p.GwBridge].Ports <= 1
+	g := gws[p.GwBridge]
+	if g.Ports <= 1 {
+		gone = g
+	}
 	total := 0
 	for _, g := range gws {
 		total += g.Ports
@@ -158,15 +165,14 @@ func remove(ctx context.Context, r Reader, tx *nft.Tx, f nft.Family, p Port) (go
 	if total <= 1 {
 		h, err := readHooks(ctx, r, f)
 		if err != nil {
-			return false, fmt.Errorf("read %s base chains: %w", f, err)
+			return Gateway{}, fmt.Errorf("read %s base chains: %w", f, err)
 		}
 		teardown(tx, f, h)
-		return true, nil
+		return g, nil
 	}
 	tx.DeleteElements(DNATMap(f), dnatElem(p, portRecord{}))
 	tx.DeleteElements(PortsSet(f), portsElem(p, portRecord{}))
 	tx.DeleteElements(RepliesSet(f), portsElem(p, portRecord{}))
-	g := gws[p.GwBridge]
 	setGateway(tx, f, p.GwBridge, g, Gateway{Ports: g.Ports - 1, Created: g.Created, Ingress: g.Ingress})
 	return gone, nil
 }

@@ -271,7 +271,7 @@ func TestCompatHistory(t *testing.T) {
 		}},
 		{"docker_gwbridge masquerade after ingress", noProxy, []cvOp{
 			cvIngress("", tcp, 30000, "172.30.0.2"),
-			cvNet("a", "br-a", "172.18.0.0/16", ""),
+			cvNet("a", "br-a", "172.18.0.0/16", "", snat4("192.0.2.50")),
 			gwNet,
 			unIngress("", tcp, 30000, "172.30.0.2"),
 			cvNet("b", "br-b", "172.19.0.0/16", ""),
@@ -280,7 +280,7 @@ func TestCompatHistory(t *testing.T) {
 		}},
 		{"docker_gwbridge masquerade before ingress", noProxy, []cvOp{
 			gwNet,
-			cvNet("a", "br-a", "172.18.0.0/16", ""),
+			cvNet("a", "br-a", "172.18.0.0/16", "", snat4("192.0.2.50")),
 			cvIngress("", tcp, 30000, "172.30.0.2"),
 			rmNet("gw"),
 			cvNet("b", "br-b", "172.19.0.0/16", ""),
