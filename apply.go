@@ -126,10 +126,8 @@ func (fw *Firewall) apply(ctx context.Context, want State) (Plan, error) {
 	d := *cur.Daemon
 	tx := &nft.Tx{}
 	var p Plan
-	if d.Layout != want.Daemon.Layout {
-		// The view's layout changes no rule: only the record.
-		next := d
-		next.Layout = want.Daemon.Layout
+	if next := recorded(d, *want.Daemon); next != d {
+		// The view's layout and history change no rule: only the record.
 		chains.SetDaemon(tx, d, next)
 		d = next
 	}
@@ -141,7 +139,6 @@ func (fw *Firewall) apply(ctx context.Context, want State) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	chains.SyncYields(tx, d, stateOrder(cur), stateOrder(want))
 	chains.SyncYields(tx, d, stateOrder(cur), stateOrder(want))
 	raw, err := fw.planUser(ctx, tx, d, cur, user, want, &p)
 	if err != nil {
@@ -235,6 +232,7 @@ func (fw *Firewall) planNetworks(tx *nft.Tx, d DaemonConfig, cur, want State, p 
 		chains.CreateNetwork(tx, d, n)
 	}
 	_ = publishRuns(tx, d, want.Networks, x, add) // every network of add is in want (validated)
+	portmap.QueuePositions(tx, add)
 	return created
 }
 

@@ -40,11 +40,15 @@ func build(ctx context.Context, s State) (*nft.Tx, error) {
 			}
 		}
 	}
+	if err := writeIngressHistory(ctx, r, tx, d, s.IngressHistory); err != nil {
+		return nil, err
+	}
 	chains.SyncYields(tx, d, chains.Order{}, stateOrder(s))
 	x := portmap.NewIndex(nil)
 	if err := publishRuns(tx, d, s.Networks, x, s.Ports); err != nil {
 		return nil, err
 	}
+	portmap.QueuePositions(tx, s.Ports)
 	return tx, nil
 }
 
@@ -323,6 +327,7 @@ func cloneState(s State) State {
 	out.Networks = slices.Clone(s.Networks)
 	out.Ports = slices.Clone(s.Ports)
 	out.Ingress = slices.Clone(s.Ingress)
+	out.IngressHistory = slices.Clone(s.IngressHistory)
 	if s.DockerUser != nil {
 		out.DockerUser = slices.Clone(s.DockerUser)
 	}
@@ -335,18 +340,25 @@ func sameState(cur, want State) bool {
 	if (cur.Daemon == nil) != (want.Daemon == nil) {
 		return false
 	}
-	if cur.Daemon != nil && (!sameDaemonConfig(*cur.Daemon, *want.Daemon) || cur.Daemon.Layout != want.Daemon.Layout) {
+	if cur.Daemon != nil && (!sameDaemonConfig(*cur.Daemon, *want.Daemon) || cur.Daemon.Layout != want.Daemon.Layout ||
+		cur.Daemon.RawTable4 != want.Daemon.RawTable4 || cur.Daemon.RawTable6 != want.Daemon.RawTable6) {
 		return false
 	}
+	// History (where iptables' view places rules) is compared too: a
+	// state restored is the saved one, view included.
 	seqOK := func(c, w int64) bool { return w == 0 || c == w }
 	if !slices.EqualFunc(cur.Networks, want.Networks, func(c, w Network) bool {
-		return c.NetworkConfig == w.NetworkConfig && seqOK(c.Seq, w.Seq)
+		return c.NetworkConfig == w.NetworkConfig && seqOK(c.Seq, w.Seq) && c.MasqSeq4 == w.MasqSeq4 && c.MasqSeq6 == w.MasqSeq6
 	}) {
 		return false
 	}
 	if !slices.EqualFunc(cur.Ports, want.Ports, func(c, w Published) bool {
-		return c.Network == w.Network && c.Binding == w.Binding && seqOK(c.Seq, w.Seq)
+		return c.Network == w.Network && c.Binding == w.Binding && seqOK(c.Seq, w.Seq) &&
+			c.FilterSeq == w.FilterSeq && c.HairpinSeq == w.HairpinSeq
 	}) {
+		return false
+	}
+	if !slices.Equal(cur.IngressHistory, want.IngressHistory) {
 		return false
 	}
 	if !slices.EqualFunc(cur.Ingress, want.Ingress, func(c, w IngressPublished) bool {
@@ -355,6 +367,17 @@ func sameState(cur, want State) bool {
 		return false
 	}
 	return want.DockerUser == nil || sameUserRules(cur.DockerUser, want.DockerUser)
+}
+
+// recorded is the daemon record cur becomes with want: what it holds
+// beyond rules, the view's layout and whether iptables' raw table has
+// been used (never forgotten).
+func recorded(cur, want DaemonConfig) DaemonConfig {
+	next := cur
+	next.Layout = want.Layout
+	next.RawTable4 = cur.RawTable4 || want.RawTable4
+	next.RawTable6 = cur.RawTable6 || want.RawTable6
+	return next
 }
 
 func sameDaemonConfig(a, b DaemonConfig) bool {

@@ -103,10 +103,65 @@ func recordsOf(have []nft.TableState) recordTruth {
 	}
 	rt.state.Ports = rt.checkPorts(rt.state.Ports)
 	for _, f := range d.Families() {
+		rt.positions(f, findTable(have, f))
+	}
+	for _, f := range d.Families() {
 		rt.state.Ingress = append(rt.state.Ingress, rt.ingress(*d, f, findTable(have, f))...)
 	}
 	sortBySeq(rt.state.Ingress, func(p IngressPublished) int64 { return p.Seq })
+	for _, f := range d.Families() {
+		rt.ingressHistory(*d, f, findTable(have, f))
+	}
 	return rt
+}
+
+// positions reads the history of the bindings of one family (set
+// positions, see [portmap.SetPositions]): an element of no binding, or
+// one dnft would not have written, is a finding and left out.
+func (rt *recordTruth) positions(f nft.Family, t *nft.TableState) {
+	s, ok := setOf(t, portmap.SetPositions)
+	if !ok || len(s.Elements) == 0 {
+		return
+	}
+	at := make(map[bindingKey]int, len(rt.state.Ports))
+	for i, p := range rt.state.Ports {
+		if family(p.HostIP) == f {
+			at[bindingKey{p.Proto, p.HostIP, p.HostPort}] = i
+		}
+	}
+	for _, e := range s.Elements {
+		b, fs, hs, err := portmap.DecodePositions(f, e)
+		i, ok := at[bindingKey{b.Proto, b.HostIP, b.HostPort}]
+		switch {
+		case err != nil:
+		case !ok:
+			err = fmt.Errorf("no binding publishes %s/%s", netip.AddrPortFrom(b.HostIP, b.HostPort), b.Proto)
+		default:
+			err = portmap.CheckPositions(rt.state.Ports[i], fs, hs)
+		}
+		if err != nil {
+			rt.find(f, "set "+portmap.SetPositions+" element "+elemHex(e), "invalid record: %v", err)
+			continue
+		}
+		rt.state.Ports[i].FilterSeq, rt.state.Ports[i].HairpinSeq = fs, hs
+	}
+}
+
+// ingressHistory reads the history of the ingress gateways of one family
+// (their records, see [ingress.History]); history that a state document
+// would not be allowed to hold is a finding and left out.
+func (rt *recordTruth) ingressHistory(d DaemonConfig, f nft.Family, t *nft.TableState) {
+	s, ok := setOf(t, ingress.SetGateways)
+	if !ok {
+		return
+	}
+	for _, h := range ingress.HistoryOf(f, s, rt.state.Ingress) {
+		if _, err := validIngressHistory(d, rt.state.Ingress, append(slices.Clone(rt.state.IngressHistory), h)); err != nil {
+			rt.find(f, "set "+ingress.SetGateways+" element "+strconv.Quote(h.Bridge), "invalid record: %v", err)
+			continue
+		}
+		rt.state.IngressHistory = append(rt.state.IngressHistory, h)
+	}
 }
 
 // daemon resolves the two copies of the daemon record.

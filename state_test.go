@@ -9,8 +9,6 @@ import (
 
 	"github.com/dnft/dnft/nft"
 	"github.com/stretchr/testify/require"
-
-	"github.com/dnft/dnft/nft"
 )
 
 const sampleDoc = `{

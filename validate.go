@@ -57,11 +57,18 @@ func (s State) validate(ctx context.Context) (State, error) {
 	if out.Networks, err = validNetworks(ctx, d, s.Networks); err != nil {
 		return out, err
 	}
+	for _, n := range out.Networks {
+		// Creating it used iptables' raw table (the view keeps it).
+		d = chains.RawUse(d, n.NetworkConfig)
+	}
 	var x *portmap.Index
 	if out.Ports, x, err = validPorts(ctx, d, out.Networks, s.Ports); err != nil {
 		return out, err
 	}
 	if out.Ingress, err = validIngress(ctx, d, out.Networks, x, s.Ingress); err != nil {
+		return out, err
+	}
+	if out.IngressHistory, err = validIngressHistory(d, out.Ingress, s.IngressHistory); err != nil {
 		return out, err
 	}
 	if out.DockerUser, err = validUserRules(d, s.DockerUser); err != nil {
@@ -126,6 +133,17 @@ func validNetworks(ctx context.Context, d DaemonConfig, in []Network) ([]Network
 		if n.Seq < 0 {
 			return nil, &FieldError{Field: path + ".seq", Value: fmt.Sprint(n.Seq), Reason: "must not be negative"}
 		}
+		for _, m := range []struct {
+			field string
+			v     int64
+		}{{"host_masquerade_seq_ipv4", n.MasqSeq4}, {"host_masquerade_seq_ipv6", n.MasqSeq6}} {
+			if m.v != 0 && (m.v < 0 || m.v >= n.Seq) {
+				return nil, &FieldError{Field: path + "." + m.field, Value: fmt.Sprint(m.v), Reason: "must be positive and below the network's seq"}
+			}
+		}
+		if !chains.RecordFits(n) {
+			return nil, &FieldError{Field: path + ".name", Value: n.Name, Reason: fmt.Sprintf("the network's record, with its history, takes more than the %d bytes of an element comment", chains.MaxRecordLen)}
+		}
 	}
 	if i, err := chains.Conflict(in); err != nil {
 		return nil, at(fmt.Sprintf("networks[%d]", i), err)
@@ -156,12 +174,20 @@ func validPorts(ctx context.Context, d DaemonConfig, nets []Network, in []Publis
 		if p.Seq < 0 {
 			return nil, nil, &FieldError{Field: path + ".seq", Value: fmt.Sprint(p.Seq), Reason: "must not be negative"}
 		}
+		// History: the filter accept moves up the chain, to an older
+		// binding's place; the hairpin down, to a newer one's.
+		switch {
+		case p.FilterSeq != 0 && (p.Seq == 0 || p.FilterSeq < 0 || p.FilterSeq >= p.Seq):
+			return nil, nil, &FieldError{Field: path + ".filter_seq", Value: fmt.Sprint(p.FilterSeq), Reason: "must be positive and below the binding's seq"}
+		case p.HairpinSeq != 0 && (p.Seq == 0 || p.HairpinSeq <= p.Seq):
+			return nil, nil, &FieldError{Field: path + ".hairpin_seq", Value: fmt.Sprint(p.HairpinSeq), Reason: "must be above the binding's seq"}
+		}
 		norm, err := x.CheckPublish(d, n, []Binding{p.Binding})
 		if err != nil {
 			return nil, nil, at(path, err)
 		}
 		x.Add(n.Name, norm, p.Seq)
-		out = append(out, Published{Network: n.Name, Binding: norm[0], Seq: p.Seq})
+		out = append(out, Published{Network: n.Name, Binding: norm[0], Seq: p.Seq, FilterSeq: p.FilterSeq, HairpinSeq: p.HairpinSeq})
 	}
 	sortBySeq(out, func(p Published) int64 { return p.Seq })
 	return out, x, nil

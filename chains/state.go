@@ -78,8 +78,9 @@ func RewriteNetwork(tx *nft.Tx, n, next Network) {
 	record := EncodeNetwork(next)
 	tx.DeleteElements(NetworksSet(), nft.Element{Key: key})
 	tx.AddElements(NetworksSet(), nft.Element{Key: key, Comment: record})
-	tx.DeleteElements(ForwardOutMap(nft.IPv4), nft.Element{Key: key})
-	tx.AddElements(ForwardOutMap(nft.IPv4), nft.Element{Key: key, Verdict: &nft.Verdict{Kind: nft.Jump, Chain: ForwardChain(n.Bridge)}, Comment: record})
+	jump := &nft.Verdict{Kind: nft.Jump, Chain: ForwardChain(n.Bridge)}
+	tx.DeleteElements(ForwardOutMap(nft.IPv4), nft.Element{Key: key, Verdict: jump})
+	tx.AddElements(ForwardOutMap(nft.IPv4), nft.Element{Key: key, Verdict: jump, Comment: record})
 }
 
 // EncodeDaemon turns the daemon configuration into its record, kept on

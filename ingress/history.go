@@ -37,22 +37,40 @@ func ReadHistory(ctx context.Context, r Reader, d chains.DaemonConfig, ps []Publ
 		if err != nil {
 			return nil, fmt.Errorf("read %s ingress gateways: %w", f, err)
 		}
-		for _, name := range sortedNames(gws) {
-			g := gws[name]
-			masq, chains := DefaultHistory(f, name, ps)
-			h := History{Family: f, Bridge: name}
-			if g.Created != 0 && g.Created != masq {
-				h.Masquerade = g.Created
-			}
-			if g.Ingress != 0 && g.Ingress != chains {
-				h.Chains = g.Ingress
-			}
-			if h.Masquerade != 0 || h.Chains != 0 {
-				out = append(out, h)
-			}
-		}
+		out = append(out, historyOf(f, gws, ps)...)
 	}
 	return out, nil
+}
+
+// HistoryOf is [ReadHistory] of family f from its ingress-gateways set.
+// Elements that do not decode are left out.
+func HistoryOf(f nft.Family, s nft.SetState, ps []Published) []History {
+	gws := map[string]Gateway{}
+	for _, e := range s.Elements {
+		if name, g, err := DecodeGateway(f, e); err == nil {
+			gws[name] = g
+		}
+	}
+	return historyOf(f, gws, ps)
+}
+
+func historyOf(f nft.Family, gws map[string]Gateway, ps []Published) []History {
+	var out []History
+	for _, name := range sortedNames(gws) {
+		g := gws[name]
+		masq, chains := DefaultHistory(f, name, ps)
+		h := History{Family: f, Bridge: name}
+		if g.Created != 0 && g.Created != masq {
+			h.Masquerade = g.Created
+		}
+		if g.Ingress != 0 && g.Ingress != chains {
+			h.Chains = g.Ingress
+		}
+		if h.Masquerade != 0 || h.Chains != 0 {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 func sortedNames(gws map[string]Gateway) []string {

@@ -89,9 +89,38 @@ func parsePositions(s string) (f, h int64, err error) {
 	return f, h, nil
 }
 
+// DecodePositions decodes one element of a family's SetPositions: the
+// binding it belongs to (proto, host address and port; the rest unset)
+// and its positions.
+func DecodePositions(f nft.Family, e nft.ElementState) (b Binding, filter, hairpin int64, err error) {
+	v, err := nft.DecodeKey(f, keyHost, e.Key)
+	if err != nil {
+		return b, 0, 0, fmt.Errorf("%s set %s: %w", f, SetPositions, err)
+	}
+	b = Binding{Proto: protoOf(v[1].Proto), HostIP: v[0].Addr, HostPort: v[2].Port}
+	if filter, hairpin, err = parsePositions(e.Comment); err != nil {
+		return b, 0, 0, fmt.Errorf("%s set %s: element %s: %w", f, SetPositions, hostAddr(b), err)
+	}
+	return b, filter, hairpin, nil
+}
+
+// CheckPositions checks positions decoded for the binding p: the filter
+// accept only moves up (to an older place), the hairpin only down.
+func CheckPositions(p Published, filter, hairpin int64) error {
+	switch {
+	case filter != 0 && filter >= p.Seq:
+		return fmt.Errorf("filter accept position %d is not older than binding %s (%d)", filter, p.Binding, p.Seq)
+	case hairpin != 0 && hairpin <= p.Seq:
+		return fmt.Errorf("hairpin position %d is not newer than binding %s (%d)", hairpin, p.Binding, p.Seq)
+	}
+	return nil
+}
+
 // ApplyPositions sets FilterSeq and HairpinSeq of the bindings of family
 // f in ps from the elements of its SetPositions. An element of no
-// binding is an error (the set is changed behind dnft's back).
+// binding, or positions that dnft would not have written, are an error
+// (the set is changed behind dnft's back): the first is returned, after
+// the valid elements are applied.
 func ApplyPositions(f nft.Family, s nft.SetState, ps []Published) error {
 	if len(s.Elements) == 0 {
 		return nil
@@ -107,20 +136,28 @@ func ApplyPositions(f nft.Family, s nft.SetState, ps []Published) error {
 			at[hostKey{p.HostIP, p.Proto, p.HostPort}] = i
 		}
 	}
+	var first error
 	for _, e := range s.Elements {
-		v, err := nft.DecodeKey(f, keyHost, e.Key)
+		b, fs, hs, err := DecodePositions(f, e)
+		i, ok := at[hostKey{b.HostIP, b.Proto, b.HostPort}]
+		switch {
+		case err != nil:
+		case !ok:
+			err = fmt.Errorf("%s set %s: element %s is no binding's", f, SetPositions, hostAddr(b))
+		default:
+			if err = CheckPositions(ps[i], fs, hs); err != nil {
+				err = fmt.Errorf("%s set %s: %w", f, SetPositions, err)
+			}
+		}
 		if err != nil {
-			return fmt.Errorf("%s set %s: %w", f, SetPositions, err)
+			if first == nil {
+				first = fmt.Errorf("%w: %w", err, errCounts)
+			}
+			continue
 		}
-		i, ok := at[hostKey{v[0].Addr, protoOf(v[1].Proto), v[2].Port}]
-		if !ok {
-			return fmt.Errorf("%s set %s: element %s . %d . %d is no binding's: %w", f, SetPositions, v[0].Addr, v[1].Proto, v[2].Port, errCounts)
-		}
-		if ps[i].FilterSeq, ps[i].HairpinSeq, err = parsePositions(e.Comment); err != nil {
-			return fmt.Errorf("%s set %s: %w: %w", f, SetPositions, err, errCounts)
-		}
+		ps[i].FilterSeq, ps[i].HairpinSeq = fs, hs
 	}
-	return nil
+	return first
 }
 
 // QueuePositions queues the SetPositions elements of the bindings of ps
