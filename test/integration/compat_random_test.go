@@ -68,7 +68,7 @@ func (m *randomModel) next(r *rand.Rand) (cvOp, string, bool) {
 		return cvOp{create: &n}, "create " + name, true
 	case k < 32 && len(m.nets) > 0:
 		n := m.nets[r.IntN(len(m.nets))]
-		if n.Bridge == "docker_gwbridge" && len(m.ingress) > 0 || len(m.bindings[n.Name]) > 0 {
+		if len(m.bindings[n.Name]) > 0 {
 			return cvOp{}, "", false
 		}
 		m.nets = slices.DeleteFunc(m.nets, func(x dnft.NetworkConfig) bool { return x.Name == n.Name })
