@@ -144,6 +144,12 @@
 // that records the reference count, which sets its counter back to 0;
 // iptables keeps the DNAT rule's counter.
 //
+// With ICC off, frames between two containers of the network that the
+// bridge passes without br_netfilter are dropped in the `bridge dnft`
+// table, which has no iptables rule: they count on that table's rule
+// (`nft list table bridge dnft`), not on `FORWARD -i B -o B -j DROP`,
+// which counts what reaches the IP hooks, as iptables' rule does.
+//
 // Namespaces initialized by an older dnft lack the policy, RETURN and
 // DOCKER counter rules until `dnft repair` (or a restore) adds them:
 // those counters show 0 meanwhile.
