@@ -195,13 +195,19 @@ func renamed(r Rule, b0, b, s0, s string) Rule {
 }
 
 // Binding i of a run (i >= 0) is published on network 0: TCP host port
-// 10000+i (all addresses) to 172.18.(i/250).(i%250+2), same port.
+// 10000+i (all addresses) to 172.18.(i/250).(i%250+2), same port; past
+// port 65535, UDP ports from 10000 again (up to 65,536-10,000 bindings
+// of each protocol: the state workloads reach 65,000).
 func binding(i int) portmap.Binding {
+	proto, port := portmap.TCP, 10000+i
+	if i >= 65536-10000 { // past the TCP ports: UDP, from 10000 again
+		proto, port = portmap.UDP, 10000+i-(65536-10000)
+	}
 	return portmap.Binding{
-		Proto:         portmap.TCP,
-		HostPort:      uint16(10000 + i),
-		ContainerIP:   netip.AddrFrom4([4]byte{172, 18, byte(i / 250), byte(i%250 + 2)}),
-		ContainerPort: uint16(10000 + i),
+		Proto:         proto,
+		HostPort:      uint16(port),
+		ContainerIP:   netip.AddrFrom4([4]byte{172, 18, byte(i / 250 % 256), byte(i%250 + 2)}),
+		ContainerPort: uint16(port),
 	}
 }
 

@@ -18,6 +18,9 @@ type Scale struct {
 	// Batch is the size of the batch publish/unpublish, the listing, the
 	// restore and the memory workloads.
 	Batch int
+	// State are the numbers of bindings at which the commands that read
+	// the whole state (dnft check, dnft save) are measured.
+	State []int
 	// Ingress are the numbers of swarm ingress ports already published
 	// when one more is published.
 	Ingress []int
@@ -44,13 +47,13 @@ type Scale struct {
 // Scales are the predefined scales.
 var Scales = map[string]Scale{
 	"small": {
-		Name: "small", Networks: []int{1, 5, 20}, Existing: []int{0, 100, 1000}, Batch: 1000, Ingress: []int{1, 100, 1000},
+		Name: "small", Networks: []int{1, 5, 20}, Existing: []int{0, 100, 1000}, Batch: 1000, State: []int{1000, 2000}, Ingress: []int{1, 100, 1000},
 		DataBindings: []int{10, 100, 1000}, DataNetworks: []int{10, 20, 50},
 		DataRun: 150 * time.Millisecond, DataRuns: 6,
 		Reps: 5, Abort: 5 * time.Second, Warm: 1,
 	},
 	"full": {
-		Name: "full", Networks: []int{1, 50, 500}, Existing: []int{0, 1000, 5000, 10000}, Batch: 10000, Ingress: []int{1, 1000, 5000},
+		Name: "full", Networks: []int{1, 50, 500}, Existing: []int{0, 1000, 5000, 10000}, Batch: 10000, State: []int{10000, 20000, 40000, 65000}, Ingress: []int{1, 1000, 5000},
 		DataBindings: []int{10, 1000, 10000}, DataNetworks: []int{10, 100, 500},
 		DataRun: 400 * time.Millisecond, DataRuns: 12,
 		Reps: 11, Abort: 20 * time.Second, Warm: 2,

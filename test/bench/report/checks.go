@@ -42,9 +42,11 @@ func missing(name, what string) check {
 //   - `dnft iptables -L -n -v` (a process) at the most bindings takes no
 //     longer than `iptables-nft -L -n -v` on the same rules.
 //   - the targets of one dnft process per operation and of the
-//     library's publish (see [cliChecks]).
+//     library's publish (see [cliChecks]);
+//   - `dnft check` at 65,000 bindings (see [stateChecks]).
 func mustShow(rs Results) []check {
-	return append(append(publishChecks(rs), rateCheck(rs), cliCheck(rs)), cliChecks(rs)...)
+	out := append(append(publishChecks(rs), rateCheck(rs), cliCheck(rs)), cliChecks(rs)...)
+	return append(out, stateChecks(rs)...)
 }
 
 // cliCheck compares the `iptables -L -n -v` commands at the largest size.
@@ -68,7 +70,7 @@ func cliCheck(rs Results) check {
 //   - dnft publishes one ingress port at the largest existing count within
 //     2x of its time at the smallest.
 func infoChecks(rs Results) []check {
-	out := cliInfoChecks(rs)
+	out := append(cliInfoChecks(rs), stateInfoChecks(rs)...)
 	sizes := rs.sizes("publish-ingress")
 	if len(sizes) < 2 {
 		return out

@@ -140,7 +140,11 @@ func durationTable(rs Results, workload string) string {
 
 func cellText(r Result, ok bool) string {
 	v := dur(r.Median)
-	if r.Unit != "s" {
+	switch r.Unit {
+	case "s":
+	case "KiB":
+		v = fmt.Sprintf("%.1f MiB", r.Median/1024)
+	default:
 		v = fmt.Sprintf("%.4g %s", r.Median, r.Unit)
 	}
 	switch {

@@ -80,3 +80,57 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("load: %v %+v", err, rs)
 	}
 }
+
+// TestStateChecks: `dnft check` at 65k bindings passes within 2 s and
+// 150 MB (10^6 bytes) and fails beyond either, is not evaluated without
+// its cells; check and save are linear per binding within 1.5x.
+func TestStateChecks(t *testing.T) {
+	cells := func(sec, kib float64) Results {
+		c := func(w, be string, n int, unit string, v float64) Result {
+			return Result{Workload: w, Backend: be, Param: "bindings", Size: n, Unit: unit, Median: v, Samples: []float64{v}}
+		}
+		return Results{
+			c("state-cli", "dnft check", 10000, "s", sec/6.5),
+			c("state-cli", "dnft check", 65000, "s", sec),
+			c("state-cli-hwm", "dnft check", 65000, "KiB", kib),
+			c("state-cli", "dnft save", 10000, "s", 0.3),
+			c("state-cli", "dnft save", 65000, "s", 2.0),
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		rs       Results
+		want     string
+		linear   string // dnft check linear
+		saveLine string // dnft save linear
+	}{
+		{"within both", cells(1.9, 140000), "PASS", "PASS", "PASS"},
+		{"at the limits", cells(2.0, 146484), "PASS", "PASS", "PASS"},
+		{"too slow", cells(2.1, 100000), "FAIL", "PASS", "PASS"},
+		{"too big", cells(1.5, 150000), "FAIL", "PASS", "PASS"},
+		{"no memory cell", cells(1.5, 0)[:2], "SKIP", "PASS", "SKIP"},
+		{"none", nil, "SKIP", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := stateChecks(tc.rs)
+			if len(cs) != 1 || cs[0].verdict() != tc.want || cs[0].name != "check at 65k ≤ 2 s and ≤ 150 MB" {
+				t.Errorf("stateChecks: %+v, want one %s", cs, tc.want)
+			}
+			got := map[string]string{}
+			for _, c := range stateInfoChecks(tc.rs) {
+				got[c.name] = c.verdict()
+			}
+			if got["dnft check linear"] != tc.linear || got["dnft save linear"] != tc.saveLine {
+				t.Errorf("stateInfoChecks: %v, want check %q save %q", got, tc.linear, tc.saveLine)
+			}
+		})
+	}
+	// Quadratic growth fails the linear check.
+	rs := cells(1.9, 140000)
+	rs[0].Median = 1.9 / 42
+	for _, c := range stateInfoChecks(rs) {
+		if c.name == "dnft check linear" && c.verdict() != "FAIL" {
+			t.Errorf("quadratic check: %s", c.line())
+		}
+	}
+}
