@@ -335,8 +335,13 @@ func (rt *recordTruth) bindings(d DaemonConfig, f nft.Family, t *nft.TableState)
 			c.skip, c.hasSkip = p, true
 		}
 	}
-	shared := elementKeys(t, chains.SetPublished, portmap.SetHairpin)
+	// The shared elements' keys, only for the bindings whose records
+	// disagree or are single.
+	var shared map[string]bool
 	consistent := func(p *Published) bool {
+		if shared == nil {
+			shared = elementKeys(t, chains.SetPublished, portmap.SetHairpin)
+		}
 		pub, hp, err := portmap.SharedKeys(p.Binding)
 		return err == nil && (shared[chains.SetPublished+"/"+string(pub)] || shared[portmap.SetHairpin+"/"+string(hp)])
 	}

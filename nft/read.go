@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -159,20 +160,32 @@ func (c *Conn) ReadSet(ctx context.Context, f Family, name string) (s SetState, 
 
 // readElements dumps the elements of one set.
 func (c *Conn) readElements(f Family, set string, ar *arena) ([]ElementState, error) {
-	out, err := dumpElements(c.raw, f, set, ar)
+	d := elemDecoder{ar: ar}
+	out, err := d.dump(c.raw, f, set)
 	if err != nil {
 		return nil, c.readErr("read elements of "+set, err)
 	}
 	return out, nil
 }
 
-// dumpElements dumps the elements of one set on r.
-func dumpElements(r *rawConn, f Family, set string, ar *arena) ([]ElementState, error) {
+// elemDecoder decodes the elements of set dumps with few allocations: keys
+// and data go to an arena, elements to a scratch slice reused from one
+// set to the next (each set gets an exact copy), and a comment equal to
+// the element's before it (most of a large set's: "dnft1;net=NAME") is
+// the same string.
+type elemDecoder struct {
+	ar      *arena
+	scratch []ElementState
+	last    string
+}
+
+// dump dumps the elements of one set on r.
+func (d *elemDecoder) dump(r *rawConn, f Family, set string) ([]ElementState, error) {
 	r.getReq(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSETELEM, unix.NLM_F_DUMP, uint8(f), func(w *msgWriter) {
 		w.attrStr(unix.NFTA_SET_ELEM_LIST_TABLE, TableName)
 		w.attrStr(unix.NFTA_SET_ELEM_LIST_SET, set)
 	})
-	var out []ElementState
+	out := d.scratch[:0]
 	err := r.request(true, func(m nlMsg) error {
 		if len(m.data) < 4 {
 			return nil
@@ -180,20 +193,31 @@ func dumpElements(r *rawConn, f Family, set string, ar *arena) ([]ElementState, 
 		return forAttrs(m.data[4:], func(typ uint16, b []byte) error {
 			switch typ {
 			case unix.NFTA_SET_ELEM_LIST_SET:
-				if cString(b) != set {
+				if string(trimNul(b)) != set {
 					return fmt.Errorf("the kernel answered with elements of set %q", cString(b))
 				}
 			case unix.NFTA_SET_ELEM_LIST_ELEMENTS:
 				return forAttrs(b, func(_ uint16, b []byte) error {
-					e, err := decodeListedElem(b, ar)
-					out = append(out, e)
-					return err
+					out = append(out, ElementState{})
+					return d.decode(b, &out[len(out)-1])
 				})
 			}
 			return nil
 		})
 	})
-	return out, err
+	d.scratch = out[:0]
+	if err != nil || len(out) == 0 {
+		return nil, err
+	}
+	return slices.Clone(out), nil
+}
+
+// trimNul returns b up to its first NUL byte.
+func trimNul(b []byte) []byte {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
+	}
+	return b
 }
 
 // setInfo is what a NEWSET message says of a set beyond its name and
@@ -272,24 +296,24 @@ func (c *Conn) anonSet(f Family, name string) (AnonSet, error) {
 // nftSetConcat is NFT_SET_CONCAT (Linux 5.6), which x/sys/unix lacks.
 const nftSetConcat = 0x80
 
-// decodeListedElem decodes one element of a dump as google/nftables
+// decode decodes one element of a dump into e (zero) as google/nftables
 // v0.3.0 did: the data of a verdict map element is its raw verdict
-// attributes (see [ElementVerdict]). Byte slices are copied into ar.
-func decodeListedElem(b []byte, ar *arena) (ElementState, error) {
-	var e ElementState
+// attributes (see [ElementVerdict]). Byte slices are copied into the
+// arena.
+func (d *elemDecoder) decode(b []byte, e *ElementState) error {
 	// value returns the payload of the first attribute of a nested
 	// NFTA_SET_ELEM_KEY or _DATA (a value, or a verdict's attributes).
 	value := func(b []byte) ([]byte, error) {
 		var out []byte
 		err := forAttrs(b, func(typ uint16, v []byte) error {
 			if out == nil && (typ == unix.NFTA_DATA_VALUE || typ == unix.NFTA_DATA_VERDICT) {
-				out = ar.copy(v)
+				out = d.ar.copy(v)
 			}
 			return nil
 		})
 		return out, err
 	}
-	err := forAttrs(b, func(typ uint16, v []byte) error {
+	return forAttrs(b, func(typ uint16, v []byte) error {
 		var err error
 		switch typ {
 		case unix.NFTA_SET_ELEM_KEY:
@@ -301,30 +325,42 @@ func decodeListedElem(b []byte, ar *arena) (ElementState, error) {
 				e.IntervalEnd = binary.BigEndian.Uint32(v)&unix.NFT_SET_ELEM_INTERVAL_END != 0
 			}
 		case unix.NFTA_SET_ELEM_USERDATA:
-			e.Comment, _ = userdata.GetString(v, userdata.NFTNL_UDATA_SET_ELEM_COMMENT)
+			e.Comment = d.comment(v)
 		case unix.NFTA_SET_ELEM_EXPR:
-			err = counterOf(v, &e)
+			err = counterOf(v, e)
 		case nftaSetElemExpressions:
-			err = forAttrs(v, func(_ uint16, x []byte) error { return counterOf(x, &e) })
+			err = forAttrs(v, func(_ uint16, x []byte) error { return counterOf(x, e) })
 		}
 		return err
 	})
-	return e, err
+}
+
+// comment returns the comment of an element's user data (as
+// userdata.GetString), the previous element's string when it is the same.
+func (d *elemDecoder) comment(udata []byte) string {
+	c := userdata.Get(udata, userdata.NFTNL_UDATA_SET_ELEM_COMMENT)
+	if c == nil {
+		return ""
+	}
+	c, _ = bytes.CutSuffix(c, []byte{0})
+	if string(c) != d.last {
+		d.last = string(c)
+	}
+	return d.last
 }
 
 // counterOf reads a counter expression's packets and bytes into e.
 func counterOf(b []byte, e *ElementState) error {
-	var name string
-	var data []byte
+	var name, data []byte
 	if err := forAttrs(b, func(typ uint16, v []byte) error {
 		switch typ {
 		case unix.NFTA_EXPR_NAME:
-			name = cString(v)
+			name = trimNul(v)
 		case unix.NFTA_EXPR_DATA:
 			data = v
 		}
 		return nil
-	}); err != nil || name != "counter" {
+	}); err != nil || string(name) != "counter" {
 		return err
 	}
 	return forAttrs(data, func(typ uint16, v []byte) error {
@@ -592,12 +628,12 @@ func (c *Conn) readSetsElements(f Family, sets []*SetState) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var ar arena
+			d := elemDecoder{ar: &arena{}}
 			for s := range next {
 				if errs[i] != nil {
 					continue
 				}
-				els, err := dumpElements(r, f, s.Name, &ar)
+				els, err := d.dump(r, f, s.Name)
 				if err != nil {
 					errs[i] = fmt.Errorf("read elements of %s in %s: %w", s.Name, c.nsPath, err)
 					continue
@@ -647,7 +683,7 @@ func (a *arena) copy(b []byte) []byte {
 
 // DecodeKey splits an element key into values for the set's fields.
 func DecodeKey(f Family, fields []Field, key []byte) ([]Value, error) {
-	var out []Value
+	out := make([]Value, 0, len(fields))
 	for _, fl := range fields {
 		f, fl := resolve(f, fl)
 		n := int(fieldLen(f, fl))

@@ -156,37 +156,41 @@ func protoOf(n uint8) Proto {
 // parseRecord parses [record]'s output with a sequence number, strictly:
 // exactly the network (a valid name) and the sequence number.
 func parseRecord(s string) (network string, seq int64, err error) {
-	kv, err := recordFields(s, "net", "q")
+	kv, err := recordFields(s, [2]string{"net", "q"})
 	if err != nil {
 		return "", 0, err
 	}
-	network = kv["net"]
+	network = kv[0]
 	if !chains.ValidName(network) {
 		return "", 0, fmt.Errorf("bad network name in record %q", clip(s))
 	}
-	seq, err = strconv.ParseInt(kv["q"], 36, 64)
+	seq, err = strconv.ParseInt(kv[1], 36, 64)
 	if err != nil || seq < 0 {
 		return "", 0, fmt.Errorf("bad sequence in record %q", clip(s))
 	}
 	return network, seq, nil
 }
 
-// recordFields splits a record into its fields, which must be exactly
-// keys, once each.
-func recordFields(s string, keys ...string) (map[string]string, error) {
-	parts := strings.Split(s, ";")
-	if parts[0] != recordVersion || len(parts) != len(keys)+1 {
-		return nil, fmt.Errorf("not a record of dnft: %q", clip(s))
+// recordFields splits a record into the values of its two fields, which
+// must be exactly keys, once each, in any order (without allocating: a
+// state holds a record per binding).
+func recordFields(s string, keys [2]string) ([2]string, error) {
+	var vals [2]string
+	var seen [2]bool
+	rest, ok := strings.CutPrefix(s, recordVersion+";")
+	a, b, two := strings.Cut(rest, ";")
+	if !ok || !two || strings.Contains(b, ";") {
+		return vals, fmt.Errorf("not a record of dnft: %q", clip(s))
 	}
-	kv := make(map[string]string, len(keys))
-	for _, p := range parts[1:] {
+	for _, p := range [2]string{a, b} {
 		k, v, _ := strings.Cut(p, "=")
-		if _, dup := kv[k]; dup || !slices.Contains(keys, k) {
-			return nil, fmt.Errorf("bad field %q in record %q", clip(k), clip(s))
+		i := slices.Index(keys[:], k)
+		if i < 0 || seen[i] {
+			return vals, fmt.Errorf("bad field %q in record %q", clip(k), clip(s))
 		}
-		kv[k] = v
+		vals[i], seen[i] = v, true
 	}
-	return kv, nil
+	return vals, nil
 }
 
 func clip(s string) string { return chains.Clip(s) }
@@ -221,15 +225,15 @@ func DecodeSkip(f nft.Family, all bool, e nft.ElementState) (bridge string, p Pu
 		h, v = v[0].Addr, v[1:]
 	}
 	b := Binding{Proto: protoOf(v[0].Proto), HostIP: h, HostPort: v[1].Port}
-	kv, err := recordFields(e.Comment, "q", "to")
+	kv, err := recordFields(e.Comment, [2]string{"q", "to"})
 	if err != nil {
 		return "", Published{}, fmt.Errorf("element of bridge %q, %s: %w", bridge, hostAddr(b), err)
 	}
-	seq, err := strconv.ParseInt(kv["q"], 36, 64)
+	seq, err := strconv.ParseInt(kv[0], 36, 64)
 	if err != nil || seq < 0 {
 		return "", Published{}, fmt.Errorf("element of bridge %q, %s: bad sequence in record %q", bridge, hostAddr(b), clip(e.Comment))
 	}
-	to, err := netip.ParseAddrPort(kv["to"])
+	to, err := netip.ParseAddrPort(kv[1])
 	if err != nil {
 		return "", Published{}, fmt.Errorf("element of bridge %q, %s: bad target in record %q", bridge, hostAddr(b), clip(e.Comment))
 	}
