@@ -115,11 +115,13 @@ func stateSeqs(s State) []int64 {
 }
 
 // programmed is what a state programs on an empty namespace, built once:
-// the transaction (with virtual rule positions: flatten it before
-// sending) and the objects it leaves.
+// the objects its transaction leaves, and the transaction itself,
+// flattened, when a rebuild sends it. The transaction is not kept
+// between the two: at 65,000 bindings it holds 90 MB that a check, which
+// only compares the objects, never uses, so a rebuild builds it again
+// (the same state builds the same transaction).
 type programmed struct {
 	state State // every Seq set
-	tx    *nft.Tx
 	objs  []nft.TableState
 	specs map[nft.Family]map[string]nft.Set
 	flat  *flatTx // shared by the copies of a cached programmed
@@ -130,15 +132,27 @@ type programmed struct {
 
 // flatTx is a programmed's transaction flattened, on first use.
 type flatTx struct {
-	once sync.Once
-	tx   *nft.Tx
-	err  error
+	mu sync.Mutex
+	tx *nft.Tx
 }
 
-// flattened returns p's transaction flattened (see [nft.Tx.Flatten]).
-func (p *programmed) flattened() (*nft.Tx, error) {
-	p.flat.once.Do(func() { p.flat.tx, p.flat.err = p.tx.Flatten() })
-	return p.flat.tx, p.flat.err
+// flattened returns p's transaction, built again, flattened (see
+// [nft.Tx.Flatten]); a failure (a cancelled ctx) is not kept.
+func (p *programmed) flattened(ctx context.Context) (*nft.Tx, error) {
+	p.flat.mu.Lock()
+	defer p.flat.mu.Unlock()
+	if p.flat.tx != nil {
+		return p.flat.tx, nil
+	}
+	tx, err := build(ctx, p.state)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	if tx, err = tx.Flatten(); err != nil {
+		return nil, err
+	}
+	p.flat.tx = tx
+	return tx, nil
 }
 
 // program builds what a validated state programs; objects without a
@@ -163,7 +177,7 @@ func (fw *Firewall) program(ctx context.Context, s State) (*programmed, error) {
 	if p.objs, err = tx.Objects(nil); err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	p.tx, p.specs, p.flat = tx, tx.SetSpecs(), &flatTx{}
+	p.specs, p.flat = tx.SetSpecs(), &flatTx{}
 	keep := *p
 	fw.prog = &keep
 	return p, nil
@@ -181,18 +195,18 @@ func (fw *Firewall) rebuild(ctx context.Context, p *programmed, fams []nft.Famil
 	for _, f := range fams {
 		tx.DeleteTable(f)
 	}
-	if p.tx != nil {
+	if p.state.Daemon != nil {
 		if err := checkUserRefs(p.objs, p.state.DockerUser, raw); err != nil {
 			return 0, 0, err
 		}
-		flat, err := p.flattened()
+		flat, err := p.flattened(ctx)
 		if err != nil {
 			return 0, 0, err
 		}
 		tx.Append(flat)
 	}
 	fw.v = view{}
-	if p.tx == nil {
+	if p.state.Daemon == nil {
 		fw.lk.next = commitReset // a state without daemon: no tables
 		defer func() { fw.lk.next = commitChange }()
 	}
