@@ -46,7 +46,7 @@ func (fw *Firewall) FollowLinks(ctx context.Context, opt FollowOptions) error {
 	}
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
-	events, failed := receiveLinks(rctx, m)
+	events, failed := pump(rctx, m, nft.ErrLinkEventsLost)
 
 	f := &follower{fw: fw, logf: logf}
 	if err := f.sync(ctx, "start"); err != nil {
@@ -77,37 +77,6 @@ func (fw *Firewall) FollowLinks(ctx context.Context, opt FollowOptions) error {
 			}
 		}
 	}
-}
-
-// receiveLinks passes link notifications on until ctx is done, and then
-// closes the monitor. Lost notifications come as a nil batch.
-func receiveLinks(ctx context.Context, m *nft.LinkMonitor) (<-chan []nft.LinkEvent, <-chan error) {
-	events := make(chan []nft.LinkEvent, 64)
-	failed := make(chan error, 1)
-	go func() {
-		for {
-			evs, err := m.Receive()
-			switch {
-			case errors.Is(err, nft.ErrLinkEventsLost):
-				evs = nil
-			case err != nil:
-				failed <- err
-				return
-			case len(evs) == 0:
-				continue
-			}
-			select {
-			case events <- evs:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		m.Close() // unblocks Receive
-	}()
-	return events, failed
 }
 
 // follower is FollowLinks' state between notifications.

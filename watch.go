@@ -77,7 +77,7 @@ func (fw *Firewall) Watch(ctx context.Context, opt WatchOptions) error {
 	}
 	rctx, stopReceiving := context.WithCancel(ctx)
 	defer stopReceiving() // closes the monitor
-	events, failed := receive(rctx, m)
+	events, failed := pump(rctx, m, nil)
 	// The settings dnft keeps on bridges follow the links (FollowLinks).
 	linksDone := make(chan error, 1)
 	follow := fw.FollowLinks
@@ -159,32 +159,6 @@ func (fw *Firewall) Watch(ctx context.Context, opt WatchOptions) error {
 			}
 		}
 	}
-}
-
-// receive passes the monitor's notifications on until ctx is done, and
-// then closes the monitor.
-func receive(ctx context.Context, m *nft.Monitor) (<-chan []nft.Event, <-chan error) {
-	events := make(chan []nft.Event, 64)
-	failed := make(chan error, 1)
-	go func() {
-		for {
-			evs, err := m.Receive()
-			if err != nil {
-				failed <- err
-				return
-			}
-			select {
-			case events <- evs:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		m.Close() // unblocks Receive
-	}()
-	return events, failed
 }
 
 // maxLoggedFindings bounds the findings logged per check.
