@@ -2,15 +2,12 @@ package nft
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/mdlayher/netlink"
 	vnl "github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -32,8 +29,7 @@ const conntrackTimeout = 10 * time.Second
 type Conntrack struct {
 	mu    sync.Mutex
 	h     *vnl.Handle
-	stats int // raw ctnetlink socket for the entry count, -1 when closed
-	seq   uint32
+	stats *rawConn // for the entry count
 }
 
 // OpenConntrack opens ctnetlink inside the connection's namespace. The
@@ -52,38 +48,12 @@ func (c *Conn) OpenConntrack() (*Conntrack, error) {
 		h.Close()
 		return nil, fmt.Errorf("conntrack socket timeout: %w", err)
 	}
-	stats, err := c.statsSocket()
+	stats, err := dialRaw(int(c.nsFile.Fd()))
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("open conntrack netlink in %s: %w", c.nsPath, err)
 	}
 	return &Conntrack{h: h, stats: stats}, nil
-}
-
-// statsSocket opens a raw NETLINK_NETFILTER socket in the namespace.
-// ctnetlink answers a statistics request with a lone NLM_F_MULTI message
-// and no NLMSG_DONE, on which mdlayher/netlink would wait for more, so
-// this one is read by hand.
-func (c *Conn) statsSocket() (int, error) {
-	fd := -1
-	err := c.inNetNS(func() error {
-		var err error
-		fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
-		return err
-	})
-	if err != nil {
-		return -1, err
-	}
-	tv := unix.NsecToTimeval(conntrackTimeout.Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
 }
 
 // Close releases the sockets.
@@ -93,8 +63,8 @@ func (ct *Conntrack) Close() error {
 	var err error
 	if ct.h != nil {
 		ct.h.Close()
-		err = unix.Close(ct.stats)
-		ct.h, ct.stats = nil, -1
+		err = ct.stats.close()
+		ct.h, ct.stats = nil, nil
 	}
 	return err
 }
@@ -121,51 +91,14 @@ func (ct *Conntrack) Count(ctx context.Context) (uint32, error) {
 }
 
 func (ct *Conntrack) count() (uint32, error) {
-	ct.seq++
-	req := make([]byte, unix.NLMSG_HDRLEN+4)
-	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
-	binary.NativeEndian.PutUint16(req[4:], unix.NFNL_SUBSYS_CTNETLINK<<8|ipctnlMsgCtGetStats)
-	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST)
-	binary.NativeEndian.PutUint32(req[8:], ct.seq)
-	req[unix.NLMSG_HDRLEN] = unix.AF_UNSPEC
-	req[unix.NLMSG_HDRLEN+1] = unix.NFNETLINK_V0
-	if err := unix.Sendto(ct.stats, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	n, found, err := ct.stats.getU32(unix.NFNL_SUBSYS_CTNETLINK<<8|ipctnlMsgCtGetStats, ctaStatsGlobalEntries)
+	if err != nil {
 		return 0, fmt.Errorf("conntrack statistics: %w", err)
 	}
-	buf := make([]byte, 4096)
-	for {
-		n, _, err := unix.Recvfrom(ct.stats, buf, 0)
-		if err != nil {
-			return 0, fmt.Errorf("conntrack statistics: %w", err)
-		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-		if err != nil {
-			return 0, fmt.Errorf("conntrack statistics: %w", err)
-		}
-		for _, m := range msgs {
-			if m.Header.Seq != ct.seq {
-				continue // a late reply to an earlier request
-			}
-			switch {
-			case m.Header.Type == unix.NLMSG_ERROR && len(m.Data) >= 4:
-				if e := int32(binary.NativeEndian.Uint32(m.Data)); e != 0 {
-					return 0, fmt.Errorf("conntrack statistics: %w", syscall.Errno(-e))
-				}
-			case len(m.Data) >= 4:
-				ad, err := netlink.NewAttributeDecoder(m.Data[4:])
-				if err != nil {
-					return 0, fmt.Errorf("conntrack statistics: %w", err)
-				}
-				ad.ByteOrder = binary.BigEndian
-				for ad.Next() {
-					if ad.Type() == ctaStatsGlobalEntries {
-						return ad.Uint32(), nil
-					}
-				}
-				return 0, errors.New("conntrack statistics: no entry count in reply")
-			}
-		}
+	if !found {
+		return 0, errors.New("conntrack statistics: no entry count in reply")
 	}
+	return n, nil
 }
 
 // ProtoPort is a transport protocol number and port.
@@ -259,25 +192,7 @@ func (c *Conn) ConntrackCount(ctx context.Context) (uint32, error) {
 	if c.raw == nil {
 		return 0, errors.New("nft: connection closed")
 	}
-	c.raw.getReq(unix.NFNL_SUBSYS_CTNETLINK<<8|ipctnlMsgCtGetStats, 0, unix.AF_UNSPEC, nil)
-	var n uint32
-	found := false
-	err := c.raw.request(false, func(m nlMsg) error {
-		if len(m.data) < 4 {
-			return nil
-		}
-		ad, err := netlink.NewAttributeDecoder(m.data[4:])
-		if err != nil {
-			return err
-		}
-		ad.ByteOrder = binary.BigEndian
-		for ad.Next() {
-			if ad.Type() == ctaStatsGlobalEntries {
-				n, found = ad.Uint32(), true
-			}
-		}
-		return ad.Err()
-	})
+	n, found, err := c.raw.getU32(unix.NFNL_SUBSYS_CTNETLINK<<8|ipctnlMsgCtGetStats, ctaStatsGlobalEntries)
 	if err != nil {
 		return 0, errors.Join(fmt.Errorf("conntrack statistics: %w", err), c.rawFailed())
 	}

@@ -2,11 +2,9 @@ package nft
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,25 +25,7 @@ func (c *Conn) generation() (uint32, error) {
 	if c.raw == nil {
 		return 0, errors.New("nft: connection closed")
 	}
-	c.raw.getReq(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETGEN, 0, unix.AF_UNSPEC, nil)
-	var gen uint32
-	found := false
-	err := c.raw.request(false, func(m nlMsg) error {
-		if len(m.data) < 4 {
-			return nil
-		}
-		ad, err := netlink.NewAttributeDecoder(m.data[4:])
-		if err != nil {
-			return err
-		}
-		ad.ByteOrder = binary.BigEndian
-		for ad.Next() {
-			if ad.Type() == unix.NFTA_GEN_ID {
-				gen, found = ad.Uint32(), true
-			}
-		}
-		return ad.Err()
-	})
+	gen, found, err := c.raw.getU32(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETGEN, unix.NFTA_GEN_ID)
 	if err != nil {
 		return 0, errors.Join(fmt.Errorf("get generation: %w", err), c.rawFailed())
 	}

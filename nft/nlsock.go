@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -167,6 +168,32 @@ func (r *rawConn) getReq(typ uint16, flags uint16, family uint8, add func(w *msg
 		add(&r.w)
 	}
 	r.w.end(start)
+}
+
+// getU32 sends a get request of type typ (family AF_UNSPEC, no
+// attributes) and returns the big-endian 32-bit attribute attr of its
+// reply, and whether the reply had it. ctnetlink answers its statistics
+// request with a lone NLM_F_MULTI message without NLMSG_DONE, which a
+// request that is not a dump takes as the whole reply.
+func (r *rawConn) getU32(typ, attr uint16) (v uint32, found bool, err error) {
+	r.getReq(typ, 0, unix.AF_UNSPEC, nil)
+	err = r.request(false, func(m nlMsg) error {
+		if len(m.data) < 4 {
+			return nil
+		}
+		ad, err := netlink.NewAttributeDecoder(m.data[4:])
+		if err != nil {
+			return err
+		}
+		ad.ByteOrder = binary.BigEndian
+		for ad.Next() {
+			if ad.Type() == attr {
+				v, found = ad.Uint32(), true
+			}
+		}
+		return ad.Err()
+	})
+	return v, found, err
 }
 
 // batchResult reads the replies to a batch just sent, whose messages
