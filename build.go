@@ -44,8 +44,7 @@ func build(ctx context.Context, s State) (*nft.Tx, error) {
 		return nil, err
 	}
 	chains.SyncYields(tx, d, chains.Order{}, stateOrder(s))
-	x := portmap.NewIndex(nil)
-	if err := publishRuns(tx, d, s.Networks, x, s.Ports); err != nil {
+	if err := publishRuns(tx, d, s.Networks, portmap.NewTally(), s.Ports); err != nil {
 		return nil, err
 	}
 	portmap.QueuePositions(tx, s.Ports)
@@ -53,12 +52,13 @@ func build(ctx context.Context, s State) (*nft.Tx, error) {
 }
 
 // publishRuns queues the publication of bindings (sorted by Seq) on the
-// index's state, one queue per run of consecutive sequence numbers on
-// one network (as one Publish wrote them), and adds them to the index.
-func publishRuns(tx *nft.Tx, d DaemonConfig, nets []Network, x *portmap.Index, ps []Published) error {
+// publisher's state, one queue per run of consecutive sequence numbers on
+// one network (as one Publish wrote them), at most [runChunk] bindings
+// long, and adds them to the publisher.
+func publishRuns(tx *nft.Tx, d DaemonConfig, nets []Network, x publisher, ps []Published) error {
 	for len(ps) > 0 {
 		k := 1
-		for k < len(ps) && ps[k].Network == ps[0].Network && ps[k].Seq == ps[k-1].Seq+1 {
+		for k < min(len(ps), runChunk) && ps[k].Network == ps[0].Network && ps[k].Seq == ps[k-1].Seq+1 {
 			k++
 		}
 		run := make([]Binding, k)
@@ -75,6 +75,23 @@ func publishRuns(tx *nft.Tx, d DaemonConfig, nets []Network, x *portmap.Index, p
 	}
 	return nil
 }
+
+// publisher queues publications against the bindings it has been told
+// of: a [portmap.Index], or a [portmap.Tally] where nothing is
+// unpublished.
+type publisher interface {
+	Publish(tx *nft.Tx, d DaemonConfig, n Network, bs []Binding, seq int64)
+	Add(network string, bs []Binding, seq int64)
+}
+
+// runChunk bounds the bindings queued at once by a build: a queue holds
+// its elements as values (about 300 bytes each, 5 per binding) until the
+// transaction encodes them (about 100), so a whole run of 65,000 bindings
+// would hold 94 MB at once. The elements the chunks queue are those of
+// the whole run: a container port's shared elements come with its first
+// binding, and a later chunk counts the bindings before it through the
+// publisher (its count element deleted and added again with the new count).
+const runChunk = 2048
 
 // assignSeqs gives the objects of a validated state that have no
 // sequence number new ones, in order, and keeps later operations of fw
@@ -174,10 +191,10 @@ func (fw *Firewall) program(ctx context.Context, s State) (*programmed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	if p.objs, err = tx.Objects(nil); err != nil {
+	p.specs, p.flat = tx.SetSpecs(), &flatTx{}
+	if p.objs, err = tx.TakeObjects(); err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	p.specs, p.flat = tx.SetSpecs(), &flatTx{}
 	keep := *p
 	fw.prog = &keep
 	return p, nil

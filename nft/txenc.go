@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -139,21 +140,16 @@ func encodeElems(w *msgWriter, o op, id uint32) error {
 		w.endNest(list)
 		w.end(msg)
 	}
-	var key, val []byte // scratch
 	for _, e := range o.elems {
-		les, err := elementsOf(o.set, e, &key, &val)
-		if err != nil {
-			return fmt.Errorf("set %s: %w", o.set.Name, err)
+		if msg < 0 {
+			open()
+		} else if len(w.b)-list > maxElemNest {
+			closeMsg()
+			open()
 		}
-		for _, le := range les {
-			if msg < 0 {
-				open()
-			} else if len(w.b)-list > maxElemNest {
-				closeMsg()
-				open()
-			}
-			n++
-			encodeElem(w, uint16(n), le)
+		n++
+		if err := encodeElem(w, uint16(n), e); err != nil {
+			return fmt.Errorf("set %s: %w", o.set.Name, err)
 		}
 	}
 	if msg >= 0 {
@@ -162,68 +158,45 @@ func encodeElems(w *msgWriter, o op, id uint32) error {
 	return nil
 }
 
-// elementsOf is [libElements] with the key and data of a plain set or
-// map element encoded into the scratch buffers key and val (valid until
-// the next call), the hot path's allocations saved.
-func elementsOf(s Set, e Element, key, val *[]byte) ([]nftables.SetElement, error) {
-	if s.Interval {
-		return libElements(s, e)
-	}
-	if len(e.Comment) > MaxElementComment {
-		return nil, fmt.Errorf("element comment of %d bytes exceeds %d", len(e.Comment), MaxElementComment)
-	}
-	var err error
-	if *key, err = appendKey((*key)[:0], s.Family, s.Key, e.Key); err != nil {
-		return nil, err
-	}
-	le := nftables.SetElement{Key: *key, Comment: e.Comment}
-	switch s.Data {
-	case DataAddrPort:
-		if e.Target.IsValid() {
-			if *val, err = appendKey((*val)[:0], s.Family, targetFields, []Value{Addr(e.Target.Addr()), Port(e.Target.Port())}); err != nil {
-				return nil, err
-			}
-			le.Val = *val
-		}
-	default:
-		if err := setData(s, e, &le); err != nil {
-			return nil, err
-		}
-	}
-	return []nftables.SetElement{le}, nil
-}
-
 // targetFields are the fields of a DataAddrPort map's data.
 var targetFields = []Field{FieldDaddr, FieldDport}
 
 // encodeElem writes one element of an element list.
-func encodeElem(w *msgWriter, n uint16, le nftables.SetElement) {
+func encodeElem(w *msgWriter, n uint16, e ElementState) error {
+	var vd *expr.Verdict
+	if e.Verdict != nil {
+		var err error
+		if vd, err = verdictExpr(*e.Verdict); err != nil {
+			return err
+		}
+	}
 	item := w.nest(n)
-	if le.IntervalEnd {
+	if e.IntervalEnd {
 		w.attrU32(unix.NFTA_SET_ELEM_FLAGS, unix.NFT_SET_ELEM_INTERVAL_END)
 	}
 	k := w.nest(unix.NFTA_SET_ELEM_KEY)
-	w.attr(unix.NFTA_DATA_VALUE, le.Key)
+	w.attr(unix.NFTA_DATA_VALUE, e.Key)
 	w.endNest(k)
 	switch {
-	case le.VerdictData != nil:
+	case vd != nil:
 		d := w.nest(unix.NFTA_SET_ELEM_DATA)
 		v := w.nest(unix.NFTA_DATA_VERDICT)
-		w.attrU32(unix.NFTA_VERDICT_CODE, uint32(le.VerdictData.Kind))
-		if le.VerdictData.Chain != "" {
-			w.attrStr(unix.NFTA_VERDICT_CHAIN, le.VerdictData.Chain)
+		w.attrU32(unix.NFTA_VERDICT_CODE, uint32(vd.Kind))
+		if vd.Chain != "" {
+			w.attrStr(unix.NFTA_VERDICT_CHAIN, vd.Chain)
 		}
 		w.endNest(v)
 		w.endNest(d)
-	case len(le.Val) > 0:
+	case len(e.Data) > 0:
 		d := w.nest(unix.NFTA_SET_ELEM_DATA)
-		w.attr(unix.NFTA_DATA_VALUE, le.Val)
+		w.attr(unix.NFTA_DATA_VALUE, e.Data)
 		w.endNest(d)
 	}
-	if le.Comment != "" {
-		w.attr(unix.NFTA_SET_ELEM_USERDATA, userdata.AppendString(nil, userdata.NFTNL_UDATA_SET_ELEM_COMMENT, le.Comment))
+	if e.Comment != "" {
+		w.attr(unix.NFTA_SET_ELEM_USERDATA, userdata.AppendString(nil, userdata.NFTNL_UDATA_SET_ELEM_COMMENT, e.Comment))
 	}
 	w.endNest(item)
+	return nil
 }
 
 // libCapture collects the messages google/nftables builds, on a

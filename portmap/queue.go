@@ -42,9 +42,16 @@ func (x *Index) Unpublish(tx *nft.Tx, d chains.DaemonConfig, n chains.Network, b
 	_ = queueUnpublish(context.Background(), x, tx, d, n, bs)
 }
 
+// counter tells how many bindings already share a container port
+// (refs) and a host port (hostRefs), as [source] does.
+type counter interface {
+	refs(ctx context.Context, network string, b Binding) (int, error)
+	hostRefs(ctx context.Context, b Binding) (int, error)
+}
+
 // queuePublish queues the publication of bs (see [Publish]); src tells
 // how many bindings already share each container port and host port.
-func queuePublish(ctx context.Context, src source, tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, seq int64) error {
+func queuePublish(ctx context.Context, src counter, tx *nft.Tx, d chains.DaemonConfig, n chains.Network, bs []Binding, seq int64) error {
 	var (
 		q   elemQueue
 		buf [3]elem
