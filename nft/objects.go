@@ -1,7 +1,9 @@
 package nft
 
 import (
+	"bytes"
 	"fmt"
+	"hash/maphash"
 	"slices"
 )
 
@@ -165,7 +167,7 @@ type simRule struct {
 
 // simSet is a set during a simulation. Its elements are kept in the
 // order they were added; a deleted element is marked dead, and index
-// finds the live element of an ID, so that every change costs the same
+// finds the live element of a key, so that every change costs the same
 // whatever the size of the set. The elements' states and marks are
 // parallel slices: the states of a set without deletions are the result
 // of [Tx.Objects] as they are.
@@ -175,9 +177,15 @@ type simSet struct {
 	elems         []ElementState
 	// dead marks deleted elements, skipped by every reader; nil until
 	// the first deletion.
-	dead     []bool
-	ndead    int
-	index    map[string]int
+	dead  []bool
+	ndead int
+	// index holds the position of every live element under the hash of
+	// its key (see [simSet.hash]), but for an element whose hash another
+	// live element held when it was added: clash holds it, by ID (see
+	// [elemID]). 12 bytes per element, no string for each.
+	index    map[uint64]int32
+	clash    map[string]int32
+	seed     maphash.Seed
 	reserved bool
 }
 
@@ -187,11 +195,42 @@ func (st *simSet) live() int { return len(st.elems) - st.ndead }
 // isDead reports whether element j was deleted.
 func (st *simSet) isDead(j int) bool { return st.dead != nil && st.dead[j] }
 
-// find returns the position of the live element with the ID.
-func (st *simSet) find(id string) (int, bool) {
+// hash hashes an element's key and interval end flag.
+func (st *simSet) hash(e ElementState) uint64 {
+	h := maphash.Bytes(st.seed, e.Key)
+	if e.IntervalEnd {
+		h = ^h
+	}
+	return h
+}
+
+// sameID reports whether two elements have the same key and interval
+// end flag.
+func sameID(a, b ElementState) bool {
+	return a.IntervalEnd == b.IntervalEnd && bytes.Equal(a.Key, b.Key)
+}
+
+// find returns the position of the live element with e's key.
+func (st *simSet) find(e ElementState) (int, bool) {
 	st.reserve(0)
-	j, ok := st.index[id]
-	return j, ok
+	if j, ok := st.index[st.hash(e)]; ok && sameID(st.elems[j], e) {
+		return int(j), true
+	}
+	j, ok := st.clash[elemID(e)]
+	return int(j), ok
+}
+
+// put indexes the live element j.
+func (st *simSet) put(j int) {
+	h := st.hash(st.elems[j])
+	if _, taken := st.index[h]; !taken {
+		st.index[h] = int32(j)
+		return
+	}
+	if st.clash == nil {
+		st.clash = map[string]int32{}
+	}
+	st.clash[elemID(st.elems[j])] = int32(j)
 }
 
 // reserve makes room for n more elements (one allocation of the set's
@@ -202,45 +241,56 @@ func (st *simSet) reserve(n int) {
 		st.elems = slices.Grow(st.elems, n)
 	}
 	if st.index == nil {
-		st.index = make(map[string]int, len(st.elems)+n)
-		for j, e := range st.elems {
+		st.seed = maphash.MakeSeed()
+		st.index = make(map[uint64]int32, len(st.elems)+n)
+		for j := range st.elems {
 			if !st.isDead(j) {
-				st.index[elemID(e)] = j
+				st.put(j)
 			}
 		}
 	}
 }
 
-// add appends a live element.
-func (st *simSet) add(id string, e ElementState) {
-	if _, ok := st.find(id); ok {
+// add appends e as a live element, unless one with its key is.
+func (st *simSet) add(e ElementState) {
+	if _, ok := st.find(e); ok {
 		return
 	}
-	st.index[id] = len(st.elems)
 	st.elems = append(st.elems, e)
 	if st.dead != nil {
 		st.dead = append(st.dead, false)
 	}
+	st.put(len(st.elems) - 1)
 }
 
-// remove marks the live element with the ID dead.
-func (st *simSet) remove(id string) bool {
-	j, ok := st.find(id)
-	if !ok {
+// indexed reports whether index holds element j under h.
+func (st *simSet) indexed(h uint64, j int) bool {
+	i, ok := st.index[h]
+	return ok && int(i) == j
+}
+
+// removeAt marks the element j dead; false if it is already.
+func (st *simSet) removeAt(j int) bool {
+	if st.isDead(j) {
 		return false
 	}
 	if st.dead == nil {
 		st.dead = make([]bool, len(st.elems), cap(st.elems))
 	}
+	e := st.elems[j]
+	if h := st.hash(e); st.indexed(h, j) {
+		delete(st.index, h)
+	} else {
+		delete(st.clash, elemID(e))
+	}
 	st.dead[j] = true
 	st.ndead++
-	delete(st.index, id)
 	return true
 }
 
 // flush removes every element.
 func (st *simSet) flush() {
-	st.elems, st.dead, st.index, st.ndead, st.reserved = nil, nil, nil, 0, false
+	st.elems, st.dead, st.index, st.clash, st.ndead, st.reserved = nil, nil, nil, nil, 0, false
 }
 
 // elemID identifies an element by key (and interval end flag).
@@ -423,26 +473,26 @@ func (t *simTable) applyElems(o op) error {
 	}
 	// A batch refuses to delete an element it does not hold, and all of
 	// a message's deletions see the set as it was before the message.
-	var gone []string
+	var gone []int
 	if o.kind != opDelElems && !st.reserved {
 		// Room for every element the transaction adds to the set.
 		st.reserve(t.adds[o.set.Name])
 		st.reserved = true
 	}
 	for _, es := range o.elems {
-		id := elemID(es)
 		if o.kind == opDelElems {
-			if _, ok := st.find(id); !ok {
+			j, ok := st.find(es)
+			if !ok {
 				return fmt.Errorf("%s set %s has no element %x", o.fam, o.set.Name, es.Key)
 			}
-			gone = append(gone, id)
+			gone = append(gone, j)
 			continue
 		}
-		st.add(id, es) // `add element` leaves an existing key alone
+		st.add(es) // `add element` leaves an existing key alone
 	}
-	for _, id := range gone {
-		if !st.remove(id) {
-			return fmt.Errorf("%s set %s: element %x deleted twice", o.fam, o.set.Name, id)
+	for _, j := range gone {
+		if !st.removeAt(j) {
+			return fmt.Errorf("%s set %s: element %x deleted twice", o.fam, o.set.Name, elemID(st.elems[j]))
 		}
 	}
 	return nil

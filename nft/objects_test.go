@@ -155,3 +155,39 @@ func TestObjectsErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSimSetClash forces two keys onto one hash: the second is found
+// through clash, both are removed, and neither answers for the other.
+func TestSimSetClash(t *testing.T) {
+	st := &simSet{}
+	st.reserve(0)
+	a := ElementState{Key: []byte{1, 2, 3, 4}}
+	b := ElementState{Key: []byte{5, 6, 7, 8}}
+	end := ElementState{Key: a.Key, IntervalEnd: true}
+	st.add(a)
+	st.index[st.hash(b)] = 0 // b's hash now names a
+	st.add(b)
+	st.add(b) // already there: no second copy
+	st.add(end)
+	if len(st.elems) != 3 || len(st.clash) != 1 {
+		t.Fatalf("elems %d, clash %d: want 3 and 1", len(st.elems), len(st.clash))
+	}
+	for want, e := range []ElementState{a, b, end} {
+		if j, ok := st.find(e); !ok || j != want {
+			t.Errorf("find %x (end %v) = %d, %v; want %d", e.Key, e.IntervalEnd, j, ok, want)
+		}
+	}
+	if !st.removeAt(1) || st.removeAt(1) {
+		t.Fatal("removing b: want true, then false")
+	}
+	if _, ok := st.find(b); ok {
+		t.Error("b found after its removal")
+	}
+	if j, ok := st.find(a); !ok || j != 0 {
+		t.Errorf("a after b's removal: %d, %v", j, ok)
+	}
+	st.add(b)
+	if j, ok := st.find(b); !ok || j != 3 || st.live() != 3 {
+		t.Errorf("b added again: %d, %v, %d live", j, ok, st.live())
+	}
+}
