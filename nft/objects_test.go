@@ -169,8 +169,8 @@ func TestSimSetClash(t *testing.T) {
 	st.add(b)
 	st.add(b) // already there: no second copy
 	st.add(end)
-	if len(st.elems) != 3 || len(st.clash) != 1 {
-		t.Fatalf("elems %d, clash %d: want 3 and 1", len(st.elems), len(st.clash))
+	if st.n != 3 || len(st.clash) != 1 {
+		t.Fatalf("elems %d, clash %d: want 3 and 1", st.n, len(st.clash))
 	}
 	for want, e := range []ElementState{a, b, end} {
 		if j, ok := st.find(e); !ok || j != want {
@@ -190,4 +190,32 @@ func TestSimSetClash(t *testing.T) {
 	if j, ok := st.find(b); !ok || j != 3 || st.live() != 3 {
 		t.Errorf("b added again: %d, %v, %d live", j, ok, st.live())
 	}
+}
+
+// TestTakeObjects checks that a simulation taking the elements over
+// (segments adopted as they are, duplicates marked dead) gives what
+// Objects gives, and leaves the transaction empty.
+func TestTakeObjects(t *testing.T) {
+	build := func() *Tx {
+		tx, s, _ := sampleTx(t)
+		tx.AddElements(s, Element{Key: []Value{Proto(6), Port(1)}, Comment: "a"}, Element{Key: []Value{Proto(6), Port(2)}, Comment: "b"})
+		// 2 again (the first copy stays), 3 twice in one change.
+		tx.AddElements(s, Element{Key: []Value{Proto(6), Port(2)}, Comment: "b2"}, Element{Key: []Value{Proto(6), Port(3)}, Comment: "c"},
+			Element{Key: []Value{Proto(6), Port(3)}, Comment: "c2"})
+		tx.DeleteElements(s, Element{Key: []Value{Proto(6), Port(1)}})
+		tx.AddElements(s, Element{Key: []Value{Proto(6), Port(1)}, Comment: "a2"})
+		return tx
+	}
+	want, err := build().Objects(nil)
+	require.NoError(t, err)
+	tx := build()
+	got, err := tx.TakeObjects()
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	require.Zero(t, tx.Len())
+	var comments []string
+	for _, e := range got[0].Set("ports").Elements {
+		comments = append(comments, e.Comment)
+	}
+	require.Equal(t, []string{"n=1", "", "b", "c", "a2"}, comments)
 }
