@@ -135,7 +135,8 @@ func (fw *Firewall) repair(ctx context.Context, saved *State) ([]Finding, State,
 // inspection is one comparison of dnft's tables with what they should
 // hold.
 type inspection struct {
-	// have is the snapshot of dnft's tables, at generation gen.
+	// have is the snapshot of dnft's tables, at generation gen, without
+	// the elements of its sets (packed for the comparison, then dropped).
 	have []nft.TableState
 	gen  uint32
 	// p is what they should hold, built.
@@ -190,6 +191,10 @@ func (fw *Firewall) inspect(ctx context.Context, saved *State) (inspection, erro
 			want.DockerUser = kernel
 		}
 	}
+	// The kernel's set elements, packed before what they should hold is
+	// built (at 65,000 bindings, 23 MB less at check's peak): in.have
+	// keeps its tables, chains and sets, without elements.
+	kernel := packTables(in.have, true)
 	if in.p, err = fw.program(ctx, want); err != nil {
 		return in, err
 	}
@@ -206,7 +211,7 @@ func (fw *Firewall) inspect(ctx context.Context, saved *State) (inspection, erro
 		// Nothing to compare with: the records are gone.
 		return in, nil
 	}
-	in.findings = append(in.findings, compareTables(in.p.objs, in.have, in.p.specs)...)
+	in.findings = append(in.findings, comparePacked(in.p.objs, in.have, kernel, in.p.specs)...)
 	links, err := fw.linkDrift(ctx, in.p.state)
 	if err != nil {
 		return in, err
@@ -265,6 +270,12 @@ func unknownFinding(why error) Finding {
 // compareTables lists the differences between the tables dnft's state
 // programs (want) and those in the kernel (have).
 func compareTables(want, have []nft.TableState, specs map[nft.Family]map[string]nft.Set) []Finding {
+	return comparePacked(want, have, packTables(have, false), specs)
+}
+
+// comparePacked is [compareTables] with the elements of have's sets
+// packed (see [packTables]).
+func comparePacked(want, have []nft.TableState, packed map[nft.Family]map[string]*packedSet, specs map[nft.Family]map[string]nft.Set) []Finding {
 	var out []Finding
 	for _, f := range nft.TableFamilies {
 		w, h := findTable(want, f), findTable(have, f)
@@ -280,7 +291,7 @@ func compareTables(want, have []nft.TableState, specs map[nft.Family]map[string]
 			continue
 		}
 		compareChains(w, h, add)
-		compareSets(f, w, h, specs[f], add)
+		compareSets(f, w, h, packed[f], specs[f], add)
 	}
 	return out
 }
@@ -400,51 +411,13 @@ func comments(rs []nft.RuleState) string {
 	return strings.Join(out, ", ")
 }
 
-func compareSets(f nft.Family, w, h *nft.TableState, specs map[string]nft.Set, add func(object, problem string)) {
+func compareSets(f nft.Family, w, h *nft.TableState, packed map[string]*packedSet, specs map[string]nft.Set, add func(object, problem string)) {
 	for _, ws := range w.Sets {
-		hs := h.Set(ws.Name)
-		obj := "set " + ws.Name
-		if hs == nil {
-			add(obj, "missing")
+		if h.Set(ws.Name) == nil {
+			add("set "+ws.Name, "missing")
 			continue
 		}
-		spec, known := specs[ws.Name]
-		text := func(e nft.ElementState) string { return elemText(f, spec, known, e) }
-		// The kernel's elements by key (interval ends apart), then
-		// matched: O(n) for n elements.
-		index := make(map[string]int, len(hs.Elements))
-		for i, e := range hs.Elements {
-			if e.IntervalEnd {
-				index["end/"+string(e.Key)] = i
-			} else {
-				index[string(e.Key)] = i
-			}
-		}
-		matched := make([]bool, len(hs.Elements))
-		report := func(e nft.ElementState, problem string) { add(obj+" element "+text(e), problem) }
-		for _, we := range ws.Elements {
-			var i int
-			var ok bool
-			if we.IntervalEnd {
-				i, ok = index["end/"+string(we.Key)]
-			} else {
-				i, ok = index[string(we.Key)]
-			}
-			switch {
-			case !ok || matched[i]:
-				report(we, "missing")
-			case !sameElem(we, hs.Elements[i]):
-				matched[i] = true
-				report(we, fmt.Sprintf("changed (%s, want %s)", elemData(f, hs.Elements[i]), elemData(f, we)))
-			default:
-				matched[i] = true
-			}
-		}
-		for i, he := range hs.Elements {
-			if !matched[i] {
-				report(he, "not dnft's")
-			}
-		}
+		compareElements(f, ws.Name, ws.Elements, packed[ws.Name], specs, add)
 	}
 	for _, hs := range h.Sets {
 		// Anonymous sets (inline { ... } lists) belong to the rule that
@@ -457,24 +430,62 @@ func compareSets(f nft.Family, w, h *nft.TableState, specs map[string]nft.Set, a
 	}
 }
 
+// compareElements compares the elements dnft wrote to a set (want) with
+// the kernel's (have): by key (interval ends apart), then by value: data,
+// verdict (of a verdict map; its raw data, which the kernel also
+// returns, is not compared) and comment.
+func compareElements(f nft.Family, name string, want []nft.ElementState, have *packedSet, specs map[string]nft.Set, add func(object, problem string)) {
+	obj := "set " + name
+	spec, known := specs[name]
+	text := func(e nft.ElementState) string { return elemText(f, spec, known, e) }
+	report := func(e nft.ElementState, problem string) { add(obj+" element "+text(e), problem) }
+	// The kernel's elements by key (interval ends apart: rare, in a map
+	// of their own), then matched: O(n) for n elements. The keys are parts
+	// of have's string, not copies.
+	n := have.len()
+	index := make(map[string]int32, n)
+	var ends map[string]int32
+	for i := range n {
+		switch {
+		case !have.elems[i].end:
+			index[have.keyOf(i)] = int32(i)
+		case ends == nil:
+			ends = map[string]int32{have.keyOf(i): int32(i)}
+		default:
+			ends[have.keyOf(i)] = int32(i)
+		}
+	}
+	matched := make([]bool, n)
+	for _, we := range want {
+		var i int32
+		var ok bool
+		if we.IntervalEnd {
+			i, ok = ends[string(we.Key)]
+		} else {
+			i, ok = index[string(we.Key)]
+		}
+		switch {
+		case !ok || matched[i]:
+			report(we, "missing")
+		case !have.same(int(i), we):
+			matched[i] = true
+			report(we, fmt.Sprintf("changed (%s, want %s)", elemData(f, have.element(int(i))), elemData(f, we)))
+		default:
+			matched[i] = true
+		}
+	}
+	for i := range n {
+		if !matched[i] {
+			report(have.element(i), "not dnft's")
+		}
+	}
+}
+
 func elemKey(e nft.ElementState) string {
 	if e.IntervalEnd {
 		return "end/" + string(e.Key)
 	}
 	return string(e.Key)
-}
-
-// sameElem compares data (the verdict of a verdict map: its raw data,
-// which the kernel also returns, is not compared) and comment.
-func sameElem(a, b nft.ElementState) bool {
-	va, vb := nft.ElementVerdict(a), nft.ElementVerdict(b)
-	if a.Comment != b.Comment || (va == nil) != (vb == nil) {
-		return false
-	}
-	if va != nil {
-		return *va == *vb
-	}
-	return string(a.Data) == string(b.Data)
 }
 
 // elemText renders an element's key the way nft does, when the set's
