@@ -37,6 +37,7 @@ Exit status: 0 no drift, 1 drift (or a failure), 2 bad input (a bad
 --state FILE; never a damaged kernel).`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
+			limitWholeTablesMemory()
 			saved, err := readStateFlag(c.Context(), c.InOrStdin(), state)
 			if err != nil {
 				return fmt.Errorf("check: %w", err)

@@ -27,6 +27,7 @@ netlink library does not know, an inline anonymous set) is refused with an
 error rather than saved changed.`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
+			limitWholeTablesMemory()
 			var doc []byte
 			err := a.withFirewall(c.Context(), func(fw *dnft.Firewall) error {
 				s, err := fw.Save(c.Context())
