@@ -2,6 +2,7 @@ package dnft
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,22 +77,49 @@ func shorten(b []byte) string {
 }
 
 // sortBySeq sorts stably by sequence number; zero (not given) sorts last,
-// in input order.
+// in input order. It sorts the positions, by sequence number then
+// position, and moves each element once, along the cycles of the
+// permutation: a stable sort of the elements themselves moves them
+// O(n log² n) times (at 65,000 bindings of 128 bytes, 0.1 s of check).
 func sortBySeq[T any](s []T, seq func(T) int64) {
-	slices.SortStableFunc(s, func(a, b T) int {
-		x, y := seq(a), seq(b)
+	type pos struct {
+		seq int64
+		i   int
+	}
+	order := make([]pos, len(s))
+	for i, v := range s {
+		order[i] = pos{seq(v), i}
+	}
+	slices.SortFunc(order, func(a, b pos) int {
 		switch {
-		case x == y:
-			return 0
-		case x == 0:
-			return 1
-		case y == 0:
+		case (a.seq == 0) != (b.seq == 0):
+			if a.seq == 0 {
+				return 1
+			}
 			return -1
-		case x < y:
-			return -1
+		case a.seq != b.seq:
+			return cmp.Compare(a.seq, b.seq)
 		}
-		return 1
+		return cmp.Compare(a.i, b.i)
 	})
+	// Position k takes the element at order[k].i; a done position is
+	// marked -1.
+	for j := range order {
+		if order[j].i < 0 {
+			continue
+		}
+		first := s[j]
+		for k := j; ; {
+			from := order[k].i
+			order[k].i = -1
+			if from == j {
+				s[k] = first
+				break
+			}
+			s[k] = s[from]
+			k = from
+		}
+	}
 }
 
 // StateVersion is the version of the JSON document of a [State].

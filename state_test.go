@@ -1,9 +1,11 @@
 package dnft
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -190,4 +192,57 @@ func jumpExpr(t *testing.T, chain string) string {
 	r, err := nft.EncodeUserRule(nft.Rule{Family: nft.IPv4, Action: nft.Verdict{Kind: nft.Jump, Chain: chain}})
 	require.NoError(t, err)
 	return base64.StdEncoding.EncodeToString(r.Exprs)
+}
+
+// TestSortBySeq checks sortBySeq against a stable sort of the elements:
+// by sequence number, zero last, equal ones in input order.
+func TestSortBySeq(t *testing.T) {
+	type item struct {
+		seq int64
+		at  int
+	}
+	for _, tc := range []struct {
+		name string
+		seqs []int64
+	}{
+		{"empty", nil},
+		{"one", []int64{5}},
+		{"sorted", []int64{1, 2, 3, 4}},
+		{"reversed", []int64{4, 3, 2, 1}},
+		{"zeros last in order", []int64{0, 3, 0, 1, 0}},
+		{"equal in order", []int64{2, 1, 2, 1, 2, 0, 1}},
+		{"cycles", []int64{3, 1, 2, 6, 4, 5, 9, 7, 8, 10}},
+		{"many", manySeqs(500)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []item
+			for i, q := range tc.seqs {
+				got = append(got, item{q, i})
+			}
+			want := slices.Clone(got)
+			slices.SortStableFunc(want, func(a, b item) int {
+				switch {
+				case a.seq == b.seq:
+					return 0
+				case a.seq == 0:
+					return 1
+				case b.seq == 0:
+					return -1
+				}
+				return cmp.Compare(a.seq, b.seq)
+			})
+			sortBySeq(got, func(x item) int64 { return x.seq })
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+// manySeqs returns n sequence numbers in a scrambled order, with
+// repeats and zeros.
+func manySeqs(n int) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = int64(i*7919) % 37
+	}
+	return out
 }
