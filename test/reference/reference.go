@@ -509,18 +509,16 @@ func routeLocalnetPath(bridge string) string {
 }
 
 // bridgeNetfilter turns on bridge-nf-call-iptables (and -ip6tables when
-// v6), loading br_netfilter first if its sysctls are missing, as Docker's
-// setupBridgeNetFiltering does.
+// v6) in the namespace, as Docker's setupBridgeNetFiltering does. Unlike
+// Docker it never loads br_netfilter: a module is machine-wide state that
+// the other side of a twin depends on, so the machine must have it before
+// the tests start (.ci/run loads it); without it this fails, naming the
+// missing sysctl.
 func (p *Programmer) bridgeNetfilter(ctx context.Context, v6 bool) error {
 	const v4path = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 	const v6path = "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
-	if _, err := p.exec(ctx, "test -e "+v4path, "test", "-e", v4path); err != nil {
-		if mp, lerr := exec.LookPath("modprobe"); lerr == nil {
-			_ = exec.CommandContext(ctx, mp, "br_netfilter").Run()
-		}
-	}
 	if err := p.writeSysctl(ctx, v4path, false); err != nil {
-		return err
+		return fmt.Errorf("bridge netfilter (load br_netfilter before the tests): %w", err)
 	}
 	if v6 {
 		return p.writeSysctl(ctx, v6path, false)
