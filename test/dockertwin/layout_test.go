@@ -63,11 +63,7 @@ func TestLayoutStages(t *testing.T) {
 	RequireDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	img, bin := buildAll(t, ctx)
-	dk := NewSide(t, "docker", Config{Iptables: true}, img)
-	df := NewSide(t, "dnft", Config{}, img)
-	sides := []*Side{dk, df}
-	fol := StartFollower(t, bin, df, "--allow-direct-routing")
+	dk, df, sides, fol, bin := newTwin(t, ctx)
 	both(t, sides, func(s *Side) error { return setupScenario(ctx, s) })
 	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 	if _, err := WaitAnswer(wctx, df.Topo.LAN, "tcp", netip.AddrPortFrom(harness.LANHostAddr4, 8085), harness.LANAddr4); err != nil {

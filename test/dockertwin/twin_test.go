@@ -31,11 +31,7 @@ func TestTwin(t *testing.T) {
 	RequireDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	img, bin := buildAll(t, ctx)
-	dk := NewSide(t, "docker", Config{Iptables: true}, img)
-	df := NewSide(t, "dnft", Config{}, img)
-	sides := []*Side{dk, df}
-	fol := StartFollower(t, bin, df, "--allow-direct-routing")
+	dk, df, sides, fol, bin := newTwin(t, ctx)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("dnft docker log:\n%s", fol.Log())
@@ -110,6 +106,19 @@ func TestTwin(t *testing.T) {
 			}
 		}
 	}
+}
+
+// newTwin builds the image and dnft, starts the two sides (dockerd with
+// its own iptables, and dockerd --iptables=false followed by `dnft docker
+// --allow-direct-routing`, as Docker 20.10 lets the LAN route to
+// containers) and returns them, both, the follower and dnft's binary.
+func newTwin(t *testing.T, ctx context.Context) (dk, df *Side, sides []*Side, fol *Follower, bin string) {
+	t.Helper()
+	img, bin := buildAll(t, ctx)
+	dk = NewSide(t, "docker", Config{Iptables: true}, img)
+	df = NewSide(t, "dnft", Config{}, img)
+	fol = StartFollower(t, bin, df, "--allow-direct-routing")
+	return dk, df, []*Side{dk, df}, fol, bin
 }
 
 // buildAll builds the image's root filesystem and the dnft command in a
