@@ -58,19 +58,19 @@ func (l *nsLock) record(tid int, gen uint32) error {
 	if err := l.open(); err != nil {
 		return err
 	}
-	if !l.header {
-		if err := l.writeHeader(); err != nil {
+	if l.journal == nil {
+		if err := l.mapJournal(); err != nil {
 			return fmt.Errorf("commit journal %s: %w", l.path, err)
 		}
-		l.header = true
 	}
+	off := journalHeader + int(gen%journalSlots)*journalSlot
 	var b [journalSlot]byte
 	binary.LittleEndian.PutUint32(b[0:], journalMagic)
 	binary.LittleEndian.PutUint32(b[4:], uint32(tid))
 	binary.LittleEndian.PutUint32(b[8:], gen)
 	binary.LittleEndian.PutUint32(b[12:], l.next)
 	l.next = commitChange
-	if _, err := l.f.WriteAt(b[:], journalHeader+int64(gen%journalSlots)*journalSlot); err != nil {
+	if err := storeMapped(l.journal[off:off+journalSlot], b[:]); err != nil {
 		return fmt.Errorf("commit journal %s: %w", l.path, err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package dnft
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -61,4 +62,31 @@ func mustJournal(t *testing.T, path string, cookie uint64) journal {
 		t.Fatal(err)
 	}
 	return j
+}
+
+// TestJournalShortened: a lock file shortened behind dnft's back makes
+// recording a commit fail with an error, not kill the process through
+// the fault on its mapped journal.
+func TestJournalShortened(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "netns-1-2.lock")
+	l := &nsLock{path: path, cookie: 7}
+	defer l.close()
+	if err := l.record(100, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.record(100, 6); err == nil {
+		t.Fatal("record into a shortened lock file: no error")
+	}
+	if err := l.close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.record(100, 7); err != nil {
+		t.Fatalf("record after reopening: %v", err)
+	}
+	if !mustJournal(t, path, 7).committed(100, 8) {
+		t.Fatal("commit after reopening not found")
+	}
 }

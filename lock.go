@@ -30,9 +30,10 @@ type nsLock struct {
 	// [nsLock.record]); reset after each.
 	next uint32
 	// cookie is the namespace's cookie (see [nft.Conn.NetNSCookie]);
-	// header whether the open file's journal header was made l's.
-	cookie uint64
-	header bool
+	// journal the open file's commit journal mapped in memory, once its
+	// header was made l's (see [nsLock.mapJournal]).
+	cookie  uint64
+	journal []byte
 }
 
 // lockPath returns the lock file of the namespace open as fd.
@@ -69,13 +70,12 @@ func (l *nsLock) open() error {
 
 // current reports whether the open lock file is still the one at its
 // path: a lock file removed by [pruneLocks] while this one waited must
-// be opened again, or two processes would lock different files.
+// be opened again, or two processes would lock different files. Lock
+// files are only ever removed (never renamed), so a file still linked is
+// the one at its path: one fstat, without a walk of the path.
 func (l *nsLock) current() bool {
-	var a, b unix.Stat_t
-	if unix.Fstat(int(l.f.Fd()), &a) != nil || unix.Stat(l.path, &b) != nil {
-		return false
-	}
-	return a.Dev == b.Dev && a.Ino == b.Ino
+	var st unix.Stat_t
+	return unix.Fstat(int(l.f.Fd()), &st) == nil && st.Nlink > 0
 }
 
 // lock takes the lock, exclusive or shared, waiting as long as ctx
@@ -155,7 +155,7 @@ func (l *nsLock) close() error {
 	if l.f == nil {
 		return nil
 	}
-	err := l.f.Close()
-	l.f, l.header = nil, false
+	err := errors.Join(l.unmapJournal(), l.f.Close())
+	l.f = nil
 	return err
 }
