@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/dnft/dnft/internal/blockfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,11 +56,11 @@ func (l *nsLock) open() error {
 	if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
 		return fmt.Errorf("namespace lock: %w", err)
 	}
-	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := blockfile.Open(l.path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o600)
 	if err == nil {
 		pruneLocks(filepath.Dir(l.path), l.path)
 	} else if errors.Is(err, os.ErrExist) {
-		f, err = os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
+		f, err = blockfile.Open(l.path, unix.O_RDWR|unix.O_CREAT, 0o600)
 	}
 	if err != nil {
 		return fmt.Errorf("namespace lock: %w", err)

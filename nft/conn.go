@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/dnft/dnft/internal/blockfile"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -61,7 +62,7 @@ func Open(ctx context.Context, ns string) (*Conn, error) {
 		return nil, err
 	}
 	p := NetNSPath(ns)
-	f, err := os.Open(p)
+	f, err := blockfile.Open(p, unix.O_RDONLY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open network namespace %q: %w", ns, err)
 	}
@@ -235,17 +236,8 @@ func (c *Conn) apply(ctx context.Context, tx *Tx, raw []RawRule, wantGen uint32)
 	if err != nil {
 		return 0, fmt.Errorf("build batch: %w", err)
 	}
-	// The batch is sent from one locked thread, the one the commit hook
-	// names (the kernel reports it as the committer).
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if c.hook != nil {
-		if err := c.hook(unix.Gettid(), gen); err != nil {
-			return 0, fmt.Errorf("before commit: %w", err)
-		}
-	}
-	if err := c.raw.send(); err != nil {
-		return 0, errors.Join(fmt.Errorf("commit batch in %s: %w", c.nsPath, err), c.rawFailed())
+	if err := c.sendBatch(gen); err != nil {
+		return 0, err
 	}
 	failed, errno, err := c.raw.batchResult(first, last)
 	if err != nil {
@@ -261,6 +253,23 @@ func (c *Conn) apply(ctx context.Context, tx *Tx, raw []RawRule, wantGen uint32)
 		return nextGen(wantGen), nil
 	}
 	return c.generation()
+}
+
+// sendBatch sends the encoded batch from one locked thread, the one the
+// commit hook names (the kernel reports it as the committer); the answer
+// may be read on any thread.
+func (c *Conn) sendBatch(gen uint32) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if c.hook != nil {
+		if err := c.hook(unix.Gettid(), gen); err != nil {
+			return fmt.Errorf("before commit: %w", err)
+		}
+	}
+	if err := c.raw.send(); err != nil {
+		return errors.Join(fmt.Errorf("commit batch in %s: %w", c.nsPath, err), c.rawFailed())
+	}
+	return nil
 }
 
 // nextGen is the generation after one commit (the kernel skips 0).

@@ -227,17 +227,20 @@ func (r *rawConn) batchResult(first, last uint32) (failed uint32, errno unix.Err
 // nsFd, entering it only when the thread is not already there, and moves
 // the thread back afterwards. If the thread cannot be moved back it stays
 // locked, so the Go runtime discards it.
+//
+// A thread that dnft moves to another namespace stays locked until it is
+// back, so every unlocked thread is in the process's own namespace: when
+// that is nsFd's (a command run by `ip netns exec`), fn runs without
+// locking a thread at all (the first lock of a process starts a thread).
 func inNetNSFd(nsFd int, fn func() error) error {
-	runtime.LockOSThread()
 	var want, cur unix.Stat_t
 	if err := unix.Fstat(nsFd, &want); err != nil {
-		runtime.UnlockOSThread()
 		return fmt.Errorf("stat network namespace: %w", err)
 	}
 	if err := unix.Stat("/proc/thread-self/ns/net", &cur); err == nil && cur.Dev == want.Dev && cur.Ino == want.Ino {
-		defer runtime.UnlockOSThread()
 		return fn()
 	}
+	runtime.LockOSThread()
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		runtime.UnlockOSThread()

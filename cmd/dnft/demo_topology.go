@@ -2,10 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -100,11 +99,7 @@ type demoTopo struct {
 // newDemoTopo picks a prefix that no existing namespace uses.
 func newDemoTopo(ipv6 bool) (*demoTopo, error) {
 	for range 16 {
-		var b [2]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return nil, err
-		}
-		prefix := demoNSPrefix + hex.EncodeToString(b[:]) + "-"
+		prefix := fmt.Sprintf("%s%04x-", demoNSPrefix, rand.N(1<<16))
 		if m, _ := filepath.Glob(filepath.Join("/run/netns", prefix+"*")); len(m) == 0 {
 			return &demoTopo{prefix: prefix, ipv6: ipv6}, nil
 		}
