@@ -94,6 +94,9 @@ func durations(r Result, ds []time.Duration, o Outcome) Result {
 	}
 	r.Samples = Seconds(ds)
 	r.Median = Median(r.Samples)
+	if o.Unquiet {
+		r.Note = strings.TrimSpace(r.Note + fmt.Sprintf(" started on a busy machine (not quiet within %s)", settleMax))
+	}
 	if o.Aborted {
 		r.LowerBound = true
 		r.Median = o.Spent.Seconds()

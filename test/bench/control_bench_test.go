@@ -75,9 +75,16 @@ func BenchmarkNetworkCreate(b *testing.B) {
 // BenchmarkPublishOne measures publishing one binding, and unpublishing
 // it again, with n bindings already published. The measured bindings use
 // host ports from 50000 on, apart from the pre-filled ones.
+//
+// The dnft CLI's cells also start an empty Go program right before each
+// publication, in the same namespace and the same way (the
+// "process-start-paired" result, one sample per round): the report
+// compares a command with the floor of any command measured under the
+// same conditions, round by round.
 func BenchmarkPublishOne(b *testing.B) {
 	s := scale(b)
 	slow := tooSlow{}
+	empty := emptyProgram(b)
 	for _, n := range s.Existing {
 		for _, name := range BackendNames {
 			b.Run(fmt.Sprintf("existing=%d/%s", n, name), func(b *testing.B) {
@@ -89,10 +96,16 @@ func BenchmarkPublishOne(b *testing.B) {
 						pub.Skipped, unpub.Skipped = why, why
 						return []Result{pub, unpub}
 					}
-					be, _ := setup(b, name, 1, n)
-					var dp, du []time.Duration
+					be, ns := setup(b, name, 1, n)
+					paired := name == CLIName
+					var dp, du, de []time.Duration
 					o, err := s.RepeatWarm(context.Background(), func(ctx context.Context, rep int) error {
 						bs := bindings(40000+rep, 1)
+						if paired {
+							if err := timed(&de, func() error { _, err := execIn(ctx, ns, "", empty, nil); return err }); err != nil {
+								return err
+							}
+						}
 						if err := timed(&dp, func() error { return be.Publish(ctx, bs) }); err != nil {
 							return err
 						}
@@ -103,7 +116,11 @@ func BenchmarkPublishOne(b *testing.B) {
 					}
 					pub, unpub = durations(pub, dp, o), durations(unpub, du, Outcome{Warm: o.Warm})
 					slow.check(pub)
-					return []Result{pub, unpub}
+					if !paired {
+						return []Result{pub, unpub}
+					}
+					start := durations(Result{Workload: "process-start-paired", Backend: emptyProgramName, Param: "existing", Size: n}, de, Outcome{Warm: o.Warm})
+					return []Result{pub, unpub, start}
 				})
 			})
 		}

@@ -17,19 +17,7 @@ import (
 func BenchmarkProcessStart(b *testing.B) {
 	s := scale(b)
 	ctx := context.Background()
-	dir := b.TempDir()
-	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module empty\n"), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	build := exec.CommandContext(ctx, "go", "build", "-o", empty, ".")
-	build.Dir, build.Env = dir, append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build the empty program: %v: %s", err, out)
-	}
+	empty := emptyProgram(b)
 	dnft, cleanup, err := dnftBinary(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -39,7 +27,7 @@ func BenchmarkProcessStart(b *testing.B) {
 		name string
 		argv []string
 	}{
-		{"empty Go program", []string{empty}},
+		{emptyProgramName, []string{empty}},
 		{"dnft version", []string{dnft, "version"}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
@@ -66,4 +54,28 @@ func BenchmarkProcessStart(b *testing.B) {
 			})
 		})
 	}
+}
+
+// emptyProgramName is the backend name of an empty Go program's start.
+const emptyProgramName = "empty Go program"
+
+// emptyProgram builds an empty Go program (`func main() {}`) with the
+// same Go, statically, as run.sh builds dnft, and returns its path: the
+// floor of any command's start.
+func emptyProgram(b *testing.B) string {
+	b.Helper()
+	dir := b.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module empty\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-o", empty, ".")
+	build.Dir, build.Env = dir, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build the empty program: %v: %s", err, out)
+	}
+	return empty
 }

@@ -134,3 +134,30 @@ func TestStateChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIStartPaired: with an empty program started before each CLI
+// publication, the start check takes the median of the per-round ratios
+// instead of the medians of two cells measured at other times.
+func TestCLIStartPaired(t *testing.T) {
+	const name = "CLI publish vs an empty Go program"
+	for _, tc := range []struct {
+		paired []float64
+		want   string
+	}{
+		{nil, "PASS"}, // the separate cell: 5 ms against 2.5 ms
+		{[]float64{2.5e-3, 2.4e-3, 2.6e-3}, "PASS"},
+		{[]float64{1.5e-3, 1.6e-3, 1.4e-3}, "FAIL"}, // 3.3x, whatever the separate cell says
+	} {
+		rs := cellsFixture()
+		if tc.paired != nil {
+			rs = append(rs, Result{Workload: "process-start-paired", Backend: emptyGoProgram, Param: "existing", Size: 0, Unit: "s", Median: median(tc.paired), Samples: tc.paired})
+		}
+		got := cliStart(rs)
+		if got.name != name || got.verdict() != tc.want {
+			t.Errorf("paired %v: %s %s (%s), want %s", tc.paired, got.name, got.verdict(), got.text, tc.want)
+		}
+		if tc.paired != nil && !strings.Contains(got.text, "per-round ratios") {
+			t.Errorf("paired %v: %q does not say it compared round by round", tc.paired, got.text)
+		}
+	}
+}
