@@ -42,6 +42,9 @@ func cell(b *testing.B, fn func(b *testing.B) []Result) {
 	rs, ok := memo[b.Name()]
 	memoMu.Unlock()
 	if b.N == 1 || !ok {
+		if _, quiet := settle(context.Background()); !quiet {
+			b.Logf("the machine was not quiet within %s: the cell starts anyway", settleMax)
+		}
 		rs = fn(b)
 		for _, r := range rs {
 			if err := Save(r); err != nil {
@@ -94,9 +97,6 @@ func durations(r Result, ds []time.Duration, o Outcome) Result {
 	}
 	r.Samples = Seconds(ds)
 	r.Median = Median(r.Samples)
-	if o.Unquiet {
-		r.Note = strings.TrimSpace(r.Note + fmt.Sprintf(" started on a busy machine (not quiet within %s)", settleMax))
-	}
 	if o.Aborted {
 		r.LowerBound = true
 		r.Median = o.Spent.Seconds()

@@ -17,9 +17,6 @@ type Outcome struct {
 	// Warm is the number of first repetitions that warmed up and are not
 	// counted (see [Scale.RepeatWarm] and durations).
 	Warm int
-	// Unquiet is set when the machine did not become quiet before the
-	// first repetition (see [settle]).
-	Unquiet bool
 }
 
 // RepeatWarm is [Scale.Repeat] with Warm more repetitions first, whose
@@ -34,15 +31,12 @@ func (s Scale) RepeatWarm(ctx context.Context, op func(ctx context.Context, rep 
 	return o, err
 }
 
-// Repeat calls op (rep = 0, 1, …) Reps times, once the machine is quiet
-// ([settle]). op records its own timings (so it can leave preparation
+// Repeat calls op (rep = 0, 1, …) Reps times. op records its own timings (so it can leave preparation
 // and undo out of them) and runs with a deadline of Abort: a call that
 // runs into it ends the loop with Outcome.Aborted. Any other error is
 // returned.
 func (s Scale) Repeat(ctx context.Context, op func(ctx context.Context, rep int) error) (Outcome, error) {
 	var o Outcome
-	_, quiet := settle(ctx)
-	o.Unquiet = !quiet
 	for o.Reps < s.Reps {
 		octx, cancel := context.WithTimeout(ctx, s.Abort)
 		t0 := time.Now()

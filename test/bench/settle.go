@@ -26,8 +26,9 @@ const (
 // after the cell that made it is over. A cell that started meanwhile
 // would measure that work too, and a quick process-per-operation cell
 // measured right after a heavy one would not be comparable with one
-// measured on a quiet machine. It returns how long it waited and
-// whether the machine became quiet.
+// measured on a quiet machine. [cell] calls it before a cell's setup,
+// which wakes the CPUs up again before the timed loop. It returns how
+// long it waited and whether the machine became quiet.
 func settle(ctx context.Context) (time.Duration, bool) {
 	t0 := time.Now()
 	prev, err := readCPUTimes()
