@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"runtime"
 	"time"
 )
 
@@ -35,7 +36,14 @@ func (s Scale) RepeatWarm(ctx context.Context, op func(ctx context.Context, rep 
 // and undo out of them) and runs with a deadline of Abort: a call that
 // runs into it ends the loop with Outcome.Aborted. Any other error is
 // returned.
+//
+// It collects the benchmark process's garbage first, as testing.B does
+// before timing: the in-process backend (the library) shares this
+// process, and a GC cycle started by the cell's setup (a pre-fill of
+// thousands of bindings) would otherwise run during its first
+// operations.
 func (s Scale) Repeat(ctx context.Context, op func(ctx context.Context, rep int) error) (Outcome, error) {
+	runtime.GC()
 	var o Outcome
 	for o.Reps < s.Reps {
 		octx, cancel := context.WithTimeout(ctx, s.Abort)
