@@ -47,7 +47,7 @@ rm -f "$out"/results.jsonl "$out"/results.md "$out"/*.png "$out"/bench.txt
 {
   echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "scale:    $scale (DNFT_BENCH_SCALE)"
-  echo "commit:   $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' + local changes')"
+  echo "commit:   $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet -- . ':!test/bench/results' 2>/dev/null || echo ' + local changes')"
   echo "nproc:    $(nproc)"
   echo "cpu:      $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
   echo "kernel:   $(uname -r)"
