@@ -161,3 +161,29 @@ func TestCLIStartPaired(t *testing.T) {
 		}
 	}
 }
+
+// TestLibPublishSteady: the library's 50 µs check is made on the 2,000
+// publications of "publish-one-steady" when the run has them, whatever
+// the 11 of its publish-one cell say.
+func TestLibPublishSteady(t *testing.T) {
+	steady := func(size int, v float64) Result {
+		return Result{Workload: "publish-one-steady", Backend: "dnft", Param: "existing", Size: size, Unit: "s", Median: v, Samples: []float64{v, v, v}}
+	}
+	for _, tc := range []struct {
+		name  string
+		extra Results
+		want  string
+	}{
+		{"publish-one cells only (40 and 45 µs)", nil, "PASS"},
+		{"steady under 50 µs", Results{steady(0, 38e-6), steady(5000, 39e-6)}, "PASS"},
+		{"steady over 50 µs", Results{steady(0, 38e-6), steady(5000, 52e-6)}, "FAIL"},
+	} {
+		got := libPublish(append(cellsFixture(), tc.extra...))
+		if got.verdict() != tc.want {
+			t.Errorf("%s: %s (%s), want %s", tc.name, got.verdict(), got.text, tc.want)
+		}
+		if tc.extra != nil && !strings.Contains(got.text, "publications") {
+			t.Errorf("%s: %q does not name the steady cells", tc.name, got.text)
+		}
+	}
+}
