@@ -92,8 +92,9 @@ func (p *packedSet) keyOf(i int) string {
 	return p.bytes[e.start:e.key]
 }
 
-// same reports whether element i of p holds what w does: compared as
-// [sameElem] compares two elements.
+// same reports whether element i of p holds what w does (the value
+// [compareElements] compares once keys match): the verdict of a verdict
+// map, else the data, and the comment.
 func (p *packedSet) same(i int, w nft.ElementState) bool {
 	e := p.elems[i]
 	va, vb := nft.ElementVerdict(w), p.verdicts[e.verdict]

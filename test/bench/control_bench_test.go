@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -118,7 +117,7 @@ func BenchmarkPublishOne(b *testing.B) {
 					pub, unpub = durations(pub, dp, o), durations(unpub, du, Outcome{Warm: o.Warm})
 					slow.check(pub)
 					if name == "dnft" {
-						return []Result{pub, unpub, steadyPublish(b, be, n)}
+						return []Result{pub, unpub, steadyPublish(b, s, be, n)}
 					}
 					if !paired {
 						return []Result{pub, unpub}
@@ -143,20 +142,20 @@ const steadyReps = 2000
 // for milliseconds to seconds at a time) moves all 11: their median went
 // from 39 to 61 µs between two runs of the same code. 2,000 publications
 // over a fifth of a second give the median of the operation itself.
-func steadyPublish(b *testing.B, be Backend, n int) Result {
-	ctx := context.Background()
-	runtime.GC()
-	ds := make([]time.Duration, 0, steadyReps)
-	for rep := range steadyReps {
+func steadyPublish(b *testing.B, s Scale, be Backend, n int) Result {
+	s.Reps = steadyReps
+	var ds []time.Duration
+	o, err := s.Repeat(context.Background(), func(ctx context.Context, rep int) error {
 		bs := bindings(45000+rep%1000, 1)
 		if err := timed(&ds, func() error { return be.Publish(ctx, bs) }); err != nil {
-			b.Fatal(err)
+			return err
 		}
-		if err := be.Unpublish(ctx, bs); err != nil {
-			b.Fatal(err)
-		}
+		return be.Unpublish(ctx, bs)
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
-	return durations(Result{Workload: "publish-one-steady", Backend: be.Name(), Param: "existing", Size: n}, ds, Outcome{})
+	return durations(Result{Workload: "publish-one-steady", Backend: be.Name(), Param: "existing", Size: n}, ds, o)
 }
 
 // BenchmarkBatch measures publishing Batch bindings in one operation and
